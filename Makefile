@@ -1,0 +1,44 @@
+# CareLedger — the Makefile is the interface: run, test, lint, bench.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format unit integration bench clean-data help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install --quiet "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+run: $(STAMP) ## run the whole system on the embedded broker (Ctrl-C stops it)
+	$(VENV)/bin/careledger up
+
+lint: $(STAMP) ## ruff, mypy --strict, import-linter contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint ## lint, then the whole suite (unit, integration, end-to-end)
+	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered
+
+unit: $(STAMP) ## only the fast unit tests
+	$(PY) -m pytest tests/unit -q
+
+bench: $(STAMP) ## benchmarks (throughput, latency, memory); writes .bench/
+	$(PY) -m tests.bench
+
+clean-data: ## remove the local dev keys, genesis and stores under data/
+	rm -rf data
