@@ -1,0 +1,146 @@
+"""The FastAPI skeleton of every service: lifespan, /healthz, /readyz, /metrics, request ids."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Match
+
+from shared.runtime.component import Component, NotReadyError
+from shared.runtime.logging import request_id
+from shared.runtime.metrics import ServiceMetrics
+
+log = logging.getLogger("careledger.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def create_app(
+    *,
+    service: str,
+    version: str,
+    components: Sequence[Component],
+    metrics: ServiceMetrics,
+    routers: Sequence[APIRouter] = (),
+    identity: dict[str, str] | None = None,
+) -> FastAPI:
+    """Build a service's HTTP app. Components start in order and stop in reverse order."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        started: list[Component] = []
+        try:
+            for component in components:
+                await run_in_threadpool(component.start)
+                started.append(component)
+            log.info("service started", extra={"components": [c.name for c in started]})
+            yield
+        finally:
+            for component in reversed(started):
+                try:
+                    await run_in_threadpool(component.stop)
+                except Exception:
+                    log.exception("component failed to stop", extra={"component": component.name})
+            log.info("service stopped")
+
+    app = FastAPI(title=f"CareLedger {service}", version=version, lifespan=lifespan)
+    about = {"service": service, "version": version, **(identity or {})}
+    app.include_router(_operations_router(about, components, metrics))
+    for router in routers:
+        app.include_router(router)
+    _observe_requests(app, metrics)
+    return app
+
+
+def _operations_router(
+    about: dict[str, str], components: Sequence[Component], metrics: ServiceMetrics
+) -> APIRouter:
+    """The open endpoints: liveness, readiness and metrics."""
+    router = APIRouter(tags=["operations"])
+    service = about["service"]
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """The process is alive and serving HTTP."""
+        return {"status": "ok", **about}
+
+    @router.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Every component (store, broker, consumers, relay) is ready; 503 says which is not."""
+        checks: dict[str, str] = {}
+        for component in components:
+            try:
+                component.check()
+            except NotReadyError as exc:
+                checks[component.name] = str(exc)
+                metrics.component_up.labels(component.name).set(0)
+            else:
+                checks[component.name] = "ok"
+                metrics.component_up.labels(component.name).set(1)
+        ready = all(state == "ok" for state in checks.values())
+        metrics.ready.set(1 if ready else 0)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "service": service, "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _observe_requests(app: FastAPI, metrics: ServiceMetrics) -> None:
+    """Request ids, per-route metrics and one access log line per request (route template only)."""
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        route = _route_template(app, request)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers[REQUEST_ID_HEADER] = rid
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.http_requests.labels(request.method, route, str(status)).inc()
+            metrics.http_duration.labels(request.method, route).observe(elapsed)
+            if route not in OPEN_PATHS:
+                log.info(
+                    "request",
+                    extra={
+                        "method": request.method,
+                        "route": route,
+                        "status": status,
+                        "duration_seconds": round(elapsed, 6),
+                    },
+                )
+            request_id.reset(token)
+
+
+def _route_template(app: FastAPI, request: Request) -> str:
+    """The matched route's path template: raw paths may carry identifiers, templates do not."""
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"

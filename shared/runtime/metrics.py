@@ -1,0 +1,44 @@
+"""Prometheus metrics every service exports (names per STYLE.md: careledger_, base units)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    """One registry per app, so tests can build several services in one process.
+
+    Labels are bounded: route templates, never raw paths, ids or DIDs.
+    """
+
+    def __init__(self, *, service: str, instance: str, version: str) -> None:
+        self.registry = CollectorRegistry()
+        Info("careledger_build", "Build information", registry=self.registry).info(
+            {"service": service, "instance": instance, "version": version}
+        )
+        self.http_requests = Counter(
+            "careledger_http_requests",
+            "HTTP requests handled, by route template and status code",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "careledger_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "careledger_ready",
+            "1 when every readiness check passes, else 0",
+            registry=self.registry,
+        )
+        self.component_up = Gauge(
+            "careledger_component_up",
+            "1 when the component's readiness check passes",
+            ["component"],
+            registry=self.registry,
+        )
