@@ -1,0 +1,170 @@
+"""The `careledger` command line: run, initialise, inspect and feed a CareLedger chain."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from careledger.devchain import ensure_dev_chain, generate_key
+from careledger.publish import PublishError, complete_event, produce_event
+from careledger.supervisor import readiness
+from careledger.topology import BROKER_PORT, default_services
+from careledger.up import UpOptions, run_up, stdout_console
+from shared.errors import CareLedgerError
+from shared.kafka import KafkaSettings
+from shared.keystore import read_key_file
+from shared.topics import INPUT_TOPICS, TopicNames
+
+app = typer.Typer(
+    name="careledger",
+    help="CareLedger: a tamper-evident event ledger for telemedicine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", envvar="CARELEDGER_DATA_DIR", help="Keys, genesis and SQLite stores."
+    ),
+]
+PortOffset = Annotated[
+    int,
+    typer.Option(
+        "--port-offset",
+        envvar="CARELEDGER_PORT_OFFSET",
+        help="Added to every default port (8101-8113, broker 9092), to run beside another copy.",
+    ),
+]
+
+
+@app.command()
+def up(
+    data_dir: DataDir = Path("data"),
+    port_offset: PortOffset = 0,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 90.0,
+    log_format: Annotated[str, typer.Option(help="Service log format: text or json.")] = "text",
+    partitions: Annotated[int, typer.Option(help="Partitions of the input topics.")] = 3,
+    topic_prefix: Annotated[str, typer.Option(envvar="CARELEDGER_TOPIC_PREFIX")] = "",
+) -> None:
+    """Run everything: embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, dev keys
+    and genesis, and every service; Ctrl-C or SIGTERM stops it all."""
+    options = UpOptions(data_dir, port_offset, ready_timeout, log_format, partitions, topic_prefix)
+    raise typer.Exit(run_up(options, stdout_console()))
+
+
+@app.command()
+def init(data_dir: DataDir = Path("data")) -> None:
+    """Write the dev key files and the signed genesis (only what is missing)."""
+    chain = ensure_dev_chain(data_dir)
+    for name, did in chain.dids.items():
+        marker = "new " if name in chain.created_keys else "kept"
+        typer.echo(f"{marker} {data_dir / 'keys' / (name + '.json')}  {did}")
+    state = "new" if chain.created_genesis else "kept"
+    typer.echo(f"{state} {data_dir / 'genesis.json'}  chain {chain.chain_id}")
+
+
+@app.command()
+def keygen(
+    name: Annotated[str, typer.Argument(help="Key name: writes <data-dir>/keys/NAME.json.")],
+    data_dir: DataDir = Path("data"),
+    force: Annotated[bool, typer.Option(help="Replace an existing key file.")] = False,
+) -> None:
+    """Generate an Ed25519 key (did:key) in the brief's key-file format."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise typer.BadParameter("use letters, digits, '-' and '_' only", param_hint="NAME")
+    key = generate_key(data_dir, name, overwrite=force)
+    typer.echo(key.did)
+
+
+@app.command()
+def status(
+    port_offset: PortOffset = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Health of every service (exit code 1 unless all are ready)."""
+    services = default_services(port_offset=port_offset)
+    with httpx.Client(timeout=2.0) as client:
+        states = {spec.name: readiness(client, spec) for spec in services}
+    if as_json:
+        typer.echo(json.dumps(states, indent=2))
+    else:
+        table = Table(title="CareLedger services")
+        for column in ("service", "url", "status"):
+            table.add_column(column)
+        for spec in services:
+            state = states[spec.name]
+            table.add_row(spec.name, spec.url(), state, style=None if state == "ready" else "red")
+        Console().print(table)
+    raise typer.Exit(0 if all(state == "ready" for state in states.values()) else 1)
+
+
+@app.command()
+def publish(
+    event: Annotated[
+        str,
+        typer.Argument(
+            help="The event as JSON (type, data, optional subject/source/id/time), "
+            "a file path, or - for stdin."
+        ),
+    ],
+    key: Annotated[Path, typer.Option(help="Key file of the signer.")] = Path(
+        "data/keys/publisher-demo.json"
+    ),
+    topic: Annotated[str, typer.Option(help="Logical topic.")] = "clinical.events",
+    topic_prefix: Annotated[str, typer.Option(envvar="CARELEDGER_TOPIC_PREFIX")] = "",
+    bootstrap: Annotated[
+        str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = f"127.0.0.1:{BROKER_PORT}",
+    source: Annotated[str | None, typer.Option(help="Default `source` URI.")] = None,
+) -> None:
+    """Sign an event with a key file and produce it to a topic; prints where it landed."""
+    if topic not in INPUT_TOPICS:
+        raise typer.BadParameter(f"one of {', '.join(INPUT_TOPICS)}", param_hint="--topic")
+    partial = _read_json_argument(event)
+    signer = read_key_file(key)
+    full = complete_event(
+        partial, key=signer, default_source=source or f"urn:careledger:cli:{key.stem}"
+    )
+    delivery = produce_event(
+        KafkaSettings(bootstrap_servers=bootstrap), TopicNames(topic_prefix).physical(topic), full
+    )
+    typer.echo(json.dumps(asdict(delivery)))
+
+
+def _read_json_argument(argument: str) -> dict[str, object]:
+    if argument == "-":
+        text = sys.stdin.read()
+    elif argument.lstrip().startswith("{"):
+        text = argument
+    elif os.path.exists(argument):
+        text = Path(argument).read_text(encoding="utf-8")
+    else:
+        raise typer.BadParameter("neither JSON, a readable file, nor -", param_hint="EVENT")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="EVENT") from exc
+    if not isinstance(value, dict):
+        raise typer.BadParameter("the event must be a JSON object", param_hint="EVENT")
+    return value
+
+
+def main() -> None:
+    """Entry point: domain errors become one clear line and exit code 2, not a traceback."""
+    try:
+        app()
+    except (CareLedgerError, PublishError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)

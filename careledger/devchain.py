@@ -1,0 +1,82 @@
+"""`careledger init`: the dev key files and the signed genesis under the data directory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.crypto import SigningKey
+from shared.envelope import uuid7
+from shared.genesis import DEV_KEY_NAMES, build_genesis_event, dev_genesis_config
+from shared.keystore import (
+    KeyStoreError,
+    read_genesis_file,
+    read_key_file,
+    write_genesis_file,
+    write_key_file,
+)
+
+DEV_CHAIN_ID = "careledger-dev"
+
+
+@dataclass(frozen=True, slots=True)
+class DevChain:
+    """What `init` found or wrote."""
+
+    data_dir: Path
+    dids: dict[str, str]
+    created_keys: tuple[str, ...]
+    created_genesis: bool
+    chain_id: str
+
+
+def key_path(data_dir: Path, name: str) -> Path:
+    return data_dir / "keys" / f"{name}.json"
+
+
+def generate_key(data_dir: Path, name: str, *, overwrite: bool = False) -> SigningKey:
+    """A fresh Ed25519 key from the OS's CSPRNG, written as data/keys/<name>.json."""
+    key = SigningKey.from_seed(os.urandom(32))
+    write_key_file(key_path(data_dir, name), key, overwrite=overwrite)
+    return key
+
+
+def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChain:
+    """Create the missing dev keys and, if absent, the genesis; idempotent.
+
+    An existing genesis must name the keys on disk: a genesis left over from other keys is an
+    error (the chain would be unverifiable), not something to paper over.
+    """
+    created: list[str] = []
+    keys: dict[str, SigningKey] = {}
+    for name in DEV_KEY_NAMES:
+        path = key_path(data_dir, name)
+        if path.exists():
+            keys[name] = read_key_file(path)
+        else:
+            keys[name] = generate_key(data_dir, name)
+            created.append(name)
+    dids = {name: key.did for name, key in keys.items()}
+    genesis_path = data_dir / "genesis.json"
+    if genesis_path.exists():
+        _, config = read_genesis_file(genesis_path)
+        expected = dev_genesis_config(
+            chain_id=config.chain_id, created_at=config.created_at, dids=dids
+        )
+        if config != expected:
+            raise KeyStoreError(
+                f"{genesis_path} does not match the keys in {data_dir / 'keys'}; "
+                "remove the data directory (make clean-data) to start a new dev chain"
+            )
+        return DevChain(data_dir, dids, tuple(created), False, config.chain_id)
+    now = datetime.now(UTC)
+    config = dev_genesis_config(
+        chain_id=chain_id, created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), dids=dids
+    )
+    event = build_genesis_event(
+        config, keys["admin"], event_id=uuid7(int(now.timestamp() * 1000), os.urandom(10))
+    )
+    write_genesis_file(genesis_path, event)
+    return DevChain(data_dir, dids, tuple(created), True, chain_id)

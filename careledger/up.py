@@ -1,0 +1,129 @@
+"""`careledger up`: broker, topics, dev chain, every service; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from careledger.broker import EmbeddedBroker
+from careledger.devchain import ensure_dev_chain
+from careledger.supervisor import Supervisor, child_environment, install_stop_signals
+from careledger.topology import BROKER_PORT, ServiceSpec, default_services
+from shared.kafka import KafkaSettings, ensure_topics
+from shared.topics import TopicNames
+
+#: Services get this long to stop after SIGTERM before SIGKILL; the whole stop stays < 10 s.
+STOP_TIMEOUT = 7.0
+_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    data_dir: Path
+    port_offset: int
+    ready_timeout: float
+    log_format: str
+    input_partitions: int
+    topic_prefix: str
+
+
+class PrefixedLog:
+    """`name | line` per service, one colour each, lines never interleaved mid-way."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._lock = threading.Lock()
+        self._colours: dict[str, str] = {}
+
+    def line(self, name: str, text: str) -> None:
+        colour = self._colours.setdefault(name, _COLOURS[len(self._colours) % len(_COLOURS)])
+        with self._lock:
+            self._console.print(
+                f"[{colour}]{name:>11} |[/] {text}", markup=True, highlight=False, soft_wrap=True
+            )
+
+    def announce(self, text: str) -> None:
+        with self._lock:
+            self._console.print(f"[bold red]{text}[/]" if text.startswith("!!") else text)
+
+
+def run_up(options: UpOptions, console: Console) -> int:
+    log = PrefixedLog(console)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = None if external else EmbeddedBroker(port=BROKER_PORT + options.port_offset)
+    if broker is not None:
+        broker.start()
+        log.announce(f"embedded broker (Tansu) listening on {broker.bootstrap_servers}")
+    bootstrap = external or (broker.bootstrap_servers if broker else "")
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    topics = TopicNames(options.topic_prefix)
+    specs = topics.specs(input_partitions=options.input_partitions)
+    created = ensure_topics(kafka, specs)
+    log.announce(f"topics: {len(created)} created, {len(specs) - len(created)} already there")
+    chain = ensure_dev_chain(options.data_dir)
+    if chain.created_keys or chain.created_genesis:
+        log.announce(
+            f"dev chain {chain.chain_id!r}: wrote {len(chain.created_keys)} key files and "
+            f"{'a new' if chain.created_genesis else 'kept the'} genesis in {options.data_dir}"
+        )
+    env = child_environment(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CARELEDGER_DATA_DIR": str(options.data_dir.resolve()),
+            "CARELEDGER_LOG_FORMAT": options.log_format,
+            "CARELEDGER_TOPIC_PREFIX": options.topic_prefix,
+            "CARELEDGER_INPUT_PARTITIONS": str(options.input_partitions),
+        }
+    )
+    services = default_services(port_offset=options.port_offset)
+    supervisor = Supervisor(services, env=env, sink=log.line, announce=log.announce)
+    supervisor.start_all()
+    try:
+        states = supervisor.wait_ready(timeout=options.ready_timeout)
+        console.print(_table(services, states))
+        if all(state == "ready" for state in states.values()):
+            log.announce("all services ready — Ctrl-C stops everything")
+        else:
+            log.announce("!! some services are not ready yet; they keep being watched")
+        while not stop.wait(0.5):
+            supervisor.tend()
+            if broker is not None and not broker.alive():
+                log.announce("!! the embedded broker died; restarting it (its topics are gone)")
+                broker.stop()
+                broker.start()
+                ensure_topics(kafka, specs)
+    finally:
+        started = time.monotonic()
+        log.announce("stopping services …")
+        killed = supervisor.stop_all(timeout=STOP_TIMEOUT)
+        if broker is not None:
+            broker.stop(timeout=1.5)
+        suffix = f" (killed: {', '.join(killed)})" if killed else ""
+        log.announce(f"stopped in {time.monotonic() - started:.1f} s{suffix}")
+    return 0
+
+
+def _table(services: Sequence[ServiceSpec], states: dict[str, str]) -> Table:
+    table = Table(title="CareLedger services")
+    table.add_column("service")
+    table.add_column("url")
+    table.add_column("status")
+    for spec in services:
+        state = states.get(spec.name, "?")
+        style = "green" if state == "ready" else "red"
+        table.add_row(spec.name, spec.url(), f"[{style}]{state}[/]")
+    return table
+
+
+def stdout_console() -> Console:
+    return Console(file=sys.stdout, highlight=False)
