@@ -13,7 +13,6 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.routing import Match
 
 from shared.runtime.component import Component, NotReadyError
 from shared.runtime.logging import request_id
@@ -112,7 +111,6 @@ def _observe_requests(app: FastAPI, metrics: ServiceMetrics) -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id.set(rid)
-        route = _route_template(app, request)
         started = time.perf_counter()
         status = 500
         try:
@@ -122,6 +120,7 @@ def _observe_requests(app: FastAPI, metrics: ServiceMetrics) -> None:
             return response
         finally:
             elapsed = time.perf_counter() - started
+            route = _route_template(request)
             metrics.http_requests.labels(request.method, route, str(status)).inc()
             metrics.http_duration.labels(request.method, route).observe(elapsed)
             if route not in OPEN_PATHS:
@@ -137,10 +136,7 @@ def _observe_requests(app: FastAPI, metrics: ServiceMetrics) -> None:
             request_id.reset(token)
 
 
-def _route_template(app: FastAPI, request: Request) -> str:
-    """The matched route's path template: raw paths may carry identifiers, templates do not."""
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+def _route_template(request: Request) -> str:
+    """The matched route's path template (set by the router): raw paths may carry identifiers."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", None) or "unmatched")

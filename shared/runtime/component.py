@@ -101,3 +101,13 @@ class BrokerProbe:
             if self._state is not None and self._state != "not probed yet":
                 log.info("broker reachable again")
             self._state = None
+
+
+def skeleton_components(
+    *, kafka: KafkaSettings, store_check: Callable[[], None], store_close: Callable[[], None]
+) -> list[Component]:
+    """What every service has from its first day: its store and a view of the broker."""
+    return [
+        CheckedResource(name="store", check=store_check, close=store_close),
+        BrokerProbe(kafka=kafka),
+    ]

@@ -1,0 +1,5 @@
+"""`python -m services.billing`: run the billing service."""
+
+from services.billing.wiring import main
+
+main()

@@ -1,0 +1,1 @@
+"""Thin translators between the billing service and Kafka, HTTP and its store."""

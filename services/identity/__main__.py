@@ -1,0 +1,5 @@
+"""`python -m services.identity`: run the identity service."""
+
+from services.identity.wiring import main
+
+main()

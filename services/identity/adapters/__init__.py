@@ -1,0 +1,1 @@
+"""Thin translators between the identity service and Kafka, HTTP and its store."""

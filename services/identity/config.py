@@ -1,0 +1,12 @@
+"""Settings of the identity service (env prefix CARELEDGER_)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from shared.runtime.settings import ServiceSettings
+
+
+class IdentitySettings(ServiceSettings):
+    service_name: ClassVar[str] = "identity"
+    default_port: ClassVar[int] = 8101

@@ -1,0 +1,1 @@
+"""Thin translators between the records service and Kafka, HTTP and its store."""

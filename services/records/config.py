@@ -1,0 +1,12 @@
+"""Settings of the records service (env prefix CARELEDGER_)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from shared.runtime.settings import ServiceSettings
+
+
+class RecordsSettings(ServiceSettings):
+    service_name: ClassVar[str] = "records"
+    default_port: ClassVar[int] = 8102

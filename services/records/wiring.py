@@ -1,0 +1,38 @@
+"""Builds the records service from its settings: the one place that creates clients."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.records import __version__
+from services.records.config import RecordsSettings
+from shared.runtime.app import create_app
+from shared.runtime.component import skeleton_components
+from shared.runtime.identity import load_identity
+from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.server import run_service
+from shared.store import open_database
+
+
+def build(settings: RecordsSettings) -> FastAPI:
+    identity = load_identity(
+        settings, role="records service", dids=lambda genesis: {genesis.services.records}
+    )
+    database = open_database(settings.resolved_database_url)
+    metrics = ServiceMetrics(
+        service="records", instance=settings.instance_name, version=__version__
+    )
+    components = skeleton_components(
+        kafka=settings.kafka(), store_check=database.ping, store_close=database.close
+    )
+    return create_app(
+        service=settings.instance_name,
+        version=__version__,
+        components=components,
+        metrics=metrics,
+        identity=identity.about(),
+    )
+
+
+def main() -> None:
+    run_service(RecordsSettings, build)

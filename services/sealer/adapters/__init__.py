@@ -1,0 +1,1 @@
+"""Thin translators between the sealer service and Kafka, HTTP and its store."""

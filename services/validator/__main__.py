@@ -1,0 +1,5 @@
+"""`python -m services.validator`: run the validator service."""
+
+from services.validator.wiring import main
+
+main()

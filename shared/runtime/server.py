@@ -1,0 +1,54 @@
+"""Process entry point shared by every service: settings, logging, build, serve, stop."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from shared.errors import CareLedgerError
+from shared.runtime.logging import configure_logging
+from shared.runtime.settings import ServiceSettings
+
+log = logging.getLogger("careledger.server")
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_service(settings_type: type[S], build: Callable[[S], FastAPI]) -> None:
+    """Validate settings, build the app in the wiring module, serve until SIGTERM/SIGINT.
+
+    Exit codes: 2 = invalid configuration, 1 = could not start; the supervisor restarts both.
+    """
+    try:
+        settings = settings_type()
+    except ValidationError as exc:
+        print(f"{settings_type.service_name}: invalid configuration:\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(
+        service=settings.instance_name, level=settings.log_level, fmt=settings.log_format
+    )
+    try:
+        app = build(settings)
+    except CareLedgerError as exc:
+        log.error("cannot start: %s", exc)
+        sys.exit(1)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.listen_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
+    log.info("listening", extra={"host": settings.host, "port": settings.listen_port})
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(1)
