@@ -20,7 +20,7 @@ from careledger.supervisor import readiness
 from careledger.topology import BROKER_PORT, default_services
 from careledger.up import UpOptions, run_up, stdout_console
 from shared.errors import CareLedgerError
-from shared.kafka import KafkaSettings
+from shared.kafka import KafkaSettings, ensure_topics
 from shared.keystore import read_key_file
 from shared.topics import INPUT_TOPICS, TopicNames
 
@@ -73,6 +73,26 @@ def init(data_dir: DataDir = Path("data")) -> None:
         typer.echo(f"{marker} {data_dir / 'keys' / (name + '.json')}  {did}")
     state = "new" if chain.created_genesis else "kept"
     typer.echo(f"{state} {data_dir / 'genesis.json'}  chain {chain.chain_id}")
+
+
+@app.command()
+def topics(
+    bootstrap: Annotated[
+        str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = f"127.0.0.1:{BROKER_PORT}",
+    topic_prefix: Annotated[str, typer.Option(envvar="CARELEDGER_TOPIC_PREFIX")] = "",
+    partitions: Annotated[int, typer.Option(help="Partitions of the input topics.")] = 3,
+    replication_factor: Annotated[
+        int, typer.Option(help="-1 takes the broker default (3 on the production cluster).")
+    ] = -1,
+) -> None:
+    """Create the brief's topics on a cluster (idempotent; existing topics are left alone)."""
+    specs = TopicNames(topic_prefix).specs(input_partitions=partitions)
+    created = ensure_topics(
+        KafkaSettings(bootstrap_servers=bootstrap), specs, replication_factor=replication_factor
+    )
+    for spec in specs:
+        typer.echo(f"{'created' if spec.name in created else 'exists '} {spec.name}")
 
 
 @app.command()

@@ -50,17 +50,19 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_prod(self) -> Self:
+        """In prod every security-relevant setting must be chosen, not inherited from dev."""
         if self.env != "prod":
             return self
+        chosen = self.model_fields_set
         problems = []
         if self.database_url is None or self.database_url.startswith("sqlite"):
             problems.append("CARELEDGER_DATABASE_URL must name a PostgreSQL database")
-        if self.kafka_bootstrap_servers == DEFAULT_BOOTSTRAP:
+        if "kafka_bootstrap_servers" not in chosen:
             problems.append("KAFKA_BOOTSTRAP_SERVERS must be set (no embedded broker in prod)")
         if self.key_file is None:
             problems.append("CARELEDGER_KEY_FILE must be set (dev keys are for development)")
-        if self.kafka_security_protocol == "PLAINTEXT":
-            problems.append("CARELEDGER_KAFKA_SECURITY_PROTOCOL must not be PLAINTEXT in prod")
+        if "kafka_security_protocol" not in chosen:
+            problems.append("CARELEDGER_KAFKA_SECURITY_PROTOCOL must be chosen explicitly")
         if problems:
             raise ValueError("refusing to start in prod: " + "; ".join(problems))
         return self
