@@ -1,0 +1,50 @@
+"""Ed25519 keys named by did:key, signatures, and the wire encodings they travel in.
+
+The only package that imports PyNaCl: everything else signs and verifies through this API.
+"""
+
+from shared.crypto.did import (
+    DID_KEY_PREFIX,
+    ED25519_MULTICODEC,
+    InvalidDIDError,
+    did_from_public_key,
+    public_key_from_did,
+    x25519_public_key_from_did,
+)
+from shared.crypto.encoding import (
+    EncodingError,
+    b64url_decode,
+    b64url_encode,
+    base58btc_multibase_decode,
+    base58btc_multibase_encode,
+)
+from shared.crypto.keyfile import KeyFileError, dump_key_file, parse_key_file
+from shared.crypto.signing import (
+    SEED_BYTES,
+    SIGNATURE_BYTES,
+    SignatureError,
+    SigningKey,
+    verify_signature,
+)
+
+__all__ = [
+    "DID_KEY_PREFIX",
+    "ED25519_MULTICODEC",
+    "SEED_BYTES",
+    "SIGNATURE_BYTES",
+    "EncodingError",
+    "InvalidDIDError",
+    "KeyFileError",
+    "SignatureError",
+    "SigningKey",
+    "b64url_decode",
+    "b64url_encode",
+    "base58btc_multibase_decode",
+    "base58btc_multibase_encode",
+    "did_from_public_key",
+    "dump_key_file",
+    "parse_key_file",
+    "public_key_from_did",
+    "verify_signature",
+    "x25519_public_key_from_did",
+]
