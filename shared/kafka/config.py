@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
@@ -31,6 +32,8 @@ class KafkaSettings(BaseModel):
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
             "client.id": self.client_id,
+            # librdkafka writes to stderr by default; route it through our JSON logging.
+            "logger": logging.getLogger("librdkafka"),
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism

@@ -1,0 +1,91 @@
+"""End-to-end fixtures: the real `careledger up` on ports nobody else uses."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from careledger.broker import port_open
+from careledger.topology import BROKER_PORT, default_services
+
+CARELEDGER = [sys.executable, "-m", "careledger"]
+
+
+def free_offset() -> int:
+    """A port offset at which the broker and every service port are free."""
+    for _ in range(50):
+        offset = random.randrange(20000, 40000, 100)
+        ports = [BROKER_PORT + offset] + [s.port for s in default_services(port_offset=offset)]
+        if not any(port_open("127.0.0.1", port) for port in ports):
+            return offset
+    raise RuntimeError("no free port range found")
+
+
+@dataclass
+class RunningSystem:
+    process: subprocess.Popen[bytes]
+    log: Path
+    data_dir: Path
+    offset: int
+
+    @property
+    def ports(self) -> list[int]:
+        return [BROKER_PORT + self.offset] + [
+            spec.port for spec in default_services(port_offset=self.offset)
+        ]
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_output(self, text: str, *, timeout: float, after: int = 0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output()[after:]:
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} not seen within {timeout} s; output:\n{self.output()}")
+
+    def interrupt(self, *, timeout: float) -> float:
+        """Ctrl-C; returns how long `up` took to exit."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=timeout)
+        return time.monotonic() - started
+
+
+def start_system(data_dir: Path, log: Path, offset: int) -> RunningSystem:
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [*CARELEDGER, "up", "--data-dir", str(data_dir), "--port-offset", str(offset)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**env, "COLUMNS": "200"},
+        )
+    return RunningSystem(process, log, data_dir, offset)
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[RunningSystem]:
+    running = start_system(tmp_path / "data", tmp_path / "up.log", free_offset())
+    try:
+        running.wait_for_output("all services ready", timeout=120)
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.process.send_signal(signal.SIGINT)
+            try:
+                running.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                running.process.kill()
