@@ -76,9 +76,20 @@ def start_system(data_dir: Path, log: Path, offset: int) -> RunningSystem:
     return RunningSystem(process, log, data_dir, offset)
 
 
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+    """One running system shared by a module's tests (starting one takes seconds)."""
+    yield from run_system(tmp_path_factory.mktemp("careledger"))
+
+
 @pytest.fixture
-def system(tmp_path: Path) -> Iterator[RunningSystem]:
-    running = start_system(tmp_path / "data", tmp_path / "up.log", free_offset())
+def own_system(tmp_path: Path) -> Iterator[RunningSystem]:
+    """A system of the test's own, for tests that stop it."""
+    yield from run_system(tmp_path)
+
+
+def run_system(directory: Path) -> Iterator[RunningSystem]:
+    running = start_system(directory / "data", directory / "up.log", free_offset())
     try:
         running.wait_for_output("all services ready", timeout=120)
         yield running

@@ -132,11 +132,10 @@ def test_publish_signs_and_produces_an_event(system: RunningSystem) -> None:
 def service_pid(system: RunningSystem, name: str) -> int:
     """The PID of one service among the children of `up` (Linux /proc)."""
     children = Path(f"/proc/{system.process.pid}/task/{system.process.pid}/children")
+    spec = next(s for s in default_services(port_offset=system.offset) if s.name == name)
     for pid in children.read_text().split():
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        port = next(v for v in environ if v.startswith(b"CARELEDGER_PORT="))
-        spec = next(s for s in default_services(port_offset=system.offset) if s.name == name)
-        if port == f"CARELEDGER_PORT={spec.port}".encode():
+        if f"CARELEDGER_PORT={spec.port}".encode() in environ:
             return int(pid)
     raise AssertionError(f"no child process runs {name}")
 
@@ -161,8 +160,9 @@ def test_a_killed_service_is_reported_and_restarted(system: RunningSystem) -> No
 
 
 def test_ctrl_c_stops_everything_within_ten_seconds_and_restart_keeps_the_chain(
-    system: RunningSystem,
+    own_system: RunningSystem,
 ) -> None:
+    system = own_system
     elapsed = system.interrupt(timeout=15)
     assert elapsed < 10, f"stopping took {elapsed:.1f} s"
     assert system.process.returncode == 0
