@@ -23,7 +23,7 @@ def build(settings: BillingSettings) -> FastAPI:
         service="billing", instance=settings.instance_name, version=__version__
     )
     components = skeleton_components(
-        kafka=settings.kafka(), store_check=database.ping, store_close=database.close
+        kafka=settings.kafka(), store_ping=database.ping, store_close=database.close
     )
     return create_app(
         service=settings.instance_name,

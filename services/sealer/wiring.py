@@ -19,7 +19,7 @@ def build(settings: SealerSettings) -> FastAPI:
     database = open_database(settings.resolved_database_url)
     metrics = ServiceMetrics(service="sealer", instance=settings.instance_name, version=__version__)
     components = skeleton_components(
-        kafka=settings.kafka(), store_check=database.ping, store_close=database.close
+        kafka=settings.kafka(), store_ping=database.ping, store_close=database.close
     )
     return create_app(
         service=settings.instance_name,

@@ -32,11 +32,11 @@ class Component(Protocol):
 
 
 class CheckedResource:
-    """A component around an already-open resource: a store's ping and close."""
+    """A component around an already-open resource (a store): its ping and its close."""
 
-    def __init__(self, *, name: str, check: Callable[[], None], close: Callable[[], None]) -> None:
+    def __init__(self, *, name: str, ping: Callable[[], bool], close: Callable[[], None]) -> None:
         self.name = name
-        self._check = check
+        self._ping = ping
         self._close = close
         self._open = False
 
@@ -51,10 +51,8 @@ class CheckedResource:
     def check(self) -> None:
         if not self._open:
             raise NotReadyError(f"{self.name} is closed")
-        try:
-            self._check()
-        except Exception as exc:
-            raise NotReadyError(f"{self.name}: {type(exc).__name__}") from exc
+        if not self._ping():
+            raise NotReadyError(f"{self.name} does not answer")
 
 
 class BrokerProbe:
@@ -104,10 +102,10 @@ class BrokerProbe:
 
 
 def skeleton_components(
-    *, kafka: KafkaSettings, store_check: Callable[[], None], store_close: Callable[[], None]
+    *, kafka: KafkaSettings, store_ping: Callable[[], bool], store_close: Callable[[], None]
 ) -> list[Component]:
     """What every service has from its first day: its store and a view of the broker."""
     return [
-        CheckedResource(name="store", check=store_check, close=store_close),
+        CheckedResource(name="store", ping=store_ping, close=store_close),
         BrokerProbe(kafka=kafka),
     ]
