@@ -1,0 +1,104 @@
+"""The one canonical encoder: RFC 8785 JSON Canonicalization Scheme (JCS) bytes.
+
+`rfc8785` is the reference. Most ledger values (events, block headers, attestations) hold only
+strings, small integers, booleans and nulls; for those the standard library's C encoder
+produces byte-for-byte the same output at a quarter of the cost, so it is used as a fast path
+when, and only when, that equality is guaranteed:
+
+- no floats anywhere: JCS prints numbers the ECMAScript way (``1.0`` -> ``1``, ``1e+30``),
+  `json` prints Python's ``repr``;
+- every integer within ±(2**53 - 1): JCS refuses the others, `json` prints them;
+- every object key a `str` within the Basic Multilingual Plane: JCS sorts keys by UTF-16 code
+  units, `sort_keys` by code points, and the two orders agree exactly when no key holds a
+  surrogate pair (an astral character such as an emoji sorts *before* U+E000..U+FFFF in
+  UTF-16);
+- only the exact built-in types: subclasses (enums, dict subclasses) go to the reference;
+- no lone surrogates: `json` would emit them and the UTF-8 encode fails, in which case the
+  reference decides (it rejects them too).
+
+String escaping needs no condition: with ``ensure_ascii=False`` both escape exactly ``"``,
+``\\`` and U+0000..U+001F, using ``\\b \\f \\n \\r \\t`` and lower-case ``\\u00xx`` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Final, cast
+
+import rfc8785
+
+from shared.errors import CareLedgerError
+
+__all__ = ["CanonicalizationError", "canonicalize"]
+
+# The integers an IEEE 754 double represents exactly; RFC 8785 (via I-JSON) allows no others.
+_MAX_SAFE_INTEGER: Final = 2**53 - 1
+_LAST_BMP_CHARACTER: Final = "\uffff"
+_SCALARS: Final = frozenset({str, bool, type(None)})
+
+
+class CanonicalizationError(CareLedgerError):
+    """The value has no RFC 8785 form: a non-JSON type, a NaN/infinity, an unsafe integer,
+    a non-string key, a lone surrogate, or nesting too deep (or circular)."""
+
+
+def canonicalize(value: object) -> bytes:
+    """Return the RFC 8785 (JCS) bytes of a JSON value made of dict/list/tuple/str/int/float/
+    bool/None; raise `CanonicalizationError` for anything else."""
+    try:
+        if _fast_path_is_exact(value):
+            try:
+                return json.dumps(
+                    value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                ).encode("utf-8")
+            except UnicodeEncodeError:
+                pass  # a lone surrogate: let the reference give its verdict
+        # The reference is also the judge of values that are not JSON at all.
+        return rfc8785.dumps(value)  # type: ignore[arg-type]
+    except RecursionError as exc:
+        raise CanonicalizationError("value is nested too deeply (or is circular)") from exc
+    except (ValueError, TypeError) as exc:
+        # rfc8785's own errors are ValueErrors; a lone surrogate in a key escapes its sort
+        # as UnicodeEncodeError, also a ValueError.
+        raise CanonicalizationError(f"value has no RFC 8785 form: {exc}") from exc
+
+
+def _fast_path_is_exact(value: object) -> bool:
+    """True when `json.dumps(sort_keys=True)` provably equals RFC 8785 for `value`.
+
+    Scalars inside containers are checked inline rather than by recursion: this walk runs on
+    every event, and a function call per leaf would cost as much as the encoding it saves.
+    """
+    kind = type(value)
+    if kind is dict:
+        items: Iterable[tuple[object, object]] = cast("dict[object, object]", value).items()
+    elif kind is list or kind is tuple:
+        # Indices stand in for keys; being ints they skip the key check below.
+        items = enumerate(cast("list[object]", value))
+    else:
+        return _scalar_is_exact(value)
+    for key, item in items:
+        if type(key) is str:
+            if not key.isascii() and max(key) > _LAST_BMP_CHARACTER:
+                return False
+        elif kind is dict:
+            return False  # json would stringify the key; JCS refuses it
+        item_kind = type(item)
+        if item_kind in _SCALARS:
+            continue
+        if item_kind is int:
+            if -_MAX_SAFE_INTEGER <= item <= _MAX_SAFE_INTEGER:  # type: ignore[operator]
+                continue
+            return False
+        if not _fast_path_is_exact(item):
+            return False
+    return True
+
+
+def _scalar_is_exact(value: object) -> bool:
+    kind = type(value)
+    if kind is int:
+        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER  # type: ignore[operator]
+    # Floats, subclasses of the JSON types and non-JSON values: the reference decides.
+    return kind in _SCALARS
