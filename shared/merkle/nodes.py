@@ -49,11 +49,11 @@ def root_nodes(tree_size: int) -> list[Address]:
 def inclusion_proof_nodes(index: int, tree_size: int) -> list[list[Address]]:
     """For each hash of PATH(index, D[tree_size]), bottom up, the subtrees that make it.
 
-    Below level `inner` (where the leaf's path and the tree's last leaf's path part) every
-    sibling is a whole perfect subtree, except the topmost one, which holds the last leaf
-    and so may be cut short by the right edge. Above it the leaf's ancestors lie on the
-    right edge: a sibling exists only where the ancestor is a right child, and is then a
-    perfect left subtree.
+    Below level `inner`, where the paths from the root to this leaf and to the last leaf
+    split, every sibling is a whole perfect subtree, except the topmost one, which holds
+    the last leaf and so may be cut short by the right edge. Above it the leaf's ancestors
+    lie on the right edge: a sibling exists only where the ancestor is a right child, and
+    is then a perfect left subtree.
     """
     if not 0 <= index < tree_size:
         raise MerkleArgumentError(f"leaf index {index} is outside a tree of {tree_size} leaves")

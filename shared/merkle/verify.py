@@ -28,6 +28,8 @@ def verify_inclusion(
 
     Raises `InclusionProofError` with the evidence (expected vs computed, index, size,
     proof length) on any failure, including malformed input; returns nothing on success.
+    Take `tree_size` from the same signed head as `root`: as in the RFC, a proof does not
+    bind the size by itself (sizes giving the same proof shape verify alike).
     """
     context: dict[str, Any] = {
         "leaf_hash": leaf_hash,
