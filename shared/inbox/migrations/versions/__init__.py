@@ -1,0 +1,1 @@
+"""Inbox revisions, applied in order by shared.store.migrate()."""

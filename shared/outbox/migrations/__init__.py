@@ -1,0 +1,1 @@
+"""Alembic migrations of the outbox tables (a package only so that wheels ship them)."""

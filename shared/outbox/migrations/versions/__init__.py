@@ -1,0 +1,1 @@
+"""Outbox revisions, applied in order by shared.store.migrate()."""
