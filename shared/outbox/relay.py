@@ -85,7 +85,7 @@ class OutboxRelay:
         self._gauge_interval = gauge_interval
         self._overrides = dict(producer_overrides or {})
         self._factory = producer_factory
-        self._name = name
+        self.name = name
 
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -118,7 +118,7 @@ class OutboxRelay:
         if self._thread is not None or self._stop.is_set():
             raise RuntimeError("a relay runs once: build a new one to start again")
         self._producer = self._new_producer()
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def notify(self) -> None:
