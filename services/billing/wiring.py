@@ -10,6 +10,7 @@ from shared.runtime.app import create_app
 from shared.runtime.component import skeleton_components
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.outbox import wire_outbox
 from shared.runtime.server import run_service
 from shared.store import open_database
 
@@ -22,9 +23,13 @@ def build(settings: BillingSettings) -> FastAPI:
     metrics = ServiceMetrics(
         service="billing", instance=settings.instance_name, version=__version__
     )
-    components = skeleton_components(
-        kafka=settings.kafka(), store_ping=database.ping, store_close=database.close
-    )
+    outbox = wire_outbox(settings, database, metrics)
+    components = [
+        *skeleton_components(
+            kafka=settings.kafka(), store_ping=database.ping, store_close=database.close
+        ),
+        outbox.component,
+    ]
     return create_app(
         service=settings.instance_name,
         version=__version__,

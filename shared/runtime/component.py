@@ -9,6 +9,7 @@ from typing import Protocol
 
 from shared.errors import CareLedgerError
 from shared.kafka import BrokerUnavailableError, KafkaSettings, probe_broker
+from shared.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +110,24 @@ def skeleton_components(
         CheckedResource(name="store", ping=store_ping, close=store_close),
         BrokerProbe(kafka=kafka),
     ]
+
+
+class RelayComponent:
+    """The outbox relay as a component: started after the store, drained at shutdown."""
+
+    name = "outbox"
+
+    def __init__(self, relay: OutboxRelay, *, drain_timeout: float = 5.0) -> None:
+        self._relay = relay
+        self._drain_timeout = drain_timeout
+
+    def start(self) -> None:
+        self._relay.start()
+
+    def stop(self) -> None:
+        if not self._relay.stop(drain_timeout=self._drain_timeout):
+            log.warning("outbox not drained at shutdown; the rest is sent at the next start")
+
+    def check(self) -> None:
+        if not self._relay.running:
+            raise NotReadyError("outbox relay is not running")

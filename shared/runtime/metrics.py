@@ -42,3 +42,45 @@ class ServiceMetrics:
             ["component"],
             registry=self.registry,
         )
+
+
+class OutboxPrometheusMetrics:
+    """Binds the outbox relay's hooks (shared.outbox.OutboxMetrics) to Prometheus."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._published = Counter(
+            "careledger_outbox_published",
+            "Outbox messages acknowledged by the brokers",
+            ["topic"],
+            registry=registry,
+        )
+        self._failed = Counter(
+            "careledger_outbox_delivery_failures",
+            "Outbox deliveries that failed and will be retried",
+            ["topic"],
+            registry=registry,
+        )
+        self._pending = Gauge(
+            "careledger_outbox_pending_messages",
+            "Committed outbox messages not yet delivered",
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "careledger_outbox_delivery_seconds",
+            "Time from produce to delivery report",
+            ["topic"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+
+    def published(self, topic: str, count: int) -> None:
+        self._published.labels(topic).inc(count)
+
+    def failed(self, topic: str, count: int) -> None:
+        self._failed.labels(topic).inc(count)
+
+    def pending(self, count: int) -> None:
+        self._pending.set(count)
+
+    def delivery_latency(self, topic: str, seconds: float) -> None:
+        self._latency.labels(topic).observe(seconds)
