@@ -1,0 +1,385 @@
+"""The signed event envelope: CloudEvents 1.0 in structured JSON mode (CloudEvents spec v1.0.2,
+JSON event format) with the CareLedger extension members `signer` and `signature`.
+
+The contract is written up in docs/envelope.md. In short: the closed set of members below,
+strings restricted to printable ASCII where they become keys, `type` of the form
+``org.careledger.<domain>.<name>.v<N>``, `time` in RFC 3339 UTC with a ``Z``, `data` a JSON
+object, the whole event at most `MAX_EVENT_BYTES`, and `signature` the unpadded base64url
+Ed25519 signature by `signer` over the RFC 8785 bytes of the event without `signature`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+from shared.canonical import CanonicalizationError, canonicalize
+from shared.crypto import (
+    SIGNATURE_BYTES,
+    EncodingError,
+    InvalidDIDError,
+    SignatureError,
+    SigningKey,
+    b64url_decode,
+    b64url_encode,
+    public_key_from_did,
+    verify_signature,
+)
+from shared.errors import VerificationError
+
+__all__ = [
+    "CONTENT_TYPE",
+    "CONTENT_TYPE_HEADER",
+    "DATA_CONTENT_TYPE",
+    "EVENT_TYPE_PATTERN",
+    "MAX_EVENT_BYTES",
+    "SPEC_VERSION",
+    "EventRejected",
+    "EventSignatureError",
+    "ParsedEvent",
+    "Reason",
+    "build_event",
+    "encode_event",
+    "is_rfc3339_utc",
+    "kafka_key",
+    "parse_and_verify",
+    "parse_event",
+    "parse_event_object",
+    "sign_event",
+    "uuid7",
+    "verify_event",
+]
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+CONTENT_TYPE: Final = "application/cloudevents+json"
+CONTENT_TYPE_HEADER: Final = "content-type"
+SPEC_VERSION: Final = "1.0"
+DATA_CONTENT_TYPE: Final = "application/json"
+
+# Lower-case reverse-DNS segments: a domain (letters and digits), one or more name segments
+# (letters, digits, '_' and '-'), and a version `v<N>` without leading zeros.
+EVENT_TYPE_PATTERN: Final = re.compile(
+    r"org\.careledger\.[a-z][a-z0-9]*(?:\.[a-z][a-z0-9_-]*)+\.v[1-9][0-9]{0,5}"
+)
+# id, source, subject and dataschema become Kafka keys, dedup keys and URLs: printable ASCII.
+_TOKEN_LIMITS: Final = {"id": 128, "source": 512, "subject": 256, "dataschema": 1024}
+_TOKEN: Final = re.compile(r"[\x21-\x7e]+")
+# The time of day is range-checked here; the calendar date by datetime.date.fromisoformat.
+_RFC3339_UTC: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?Z"
+)
+
+_UNSIGNED_REQUIRED: Final = frozenset(
+    {"specversion", "id", "source", "type", "time", "datacontenttype", "data"}
+)
+_SIGNED_REQUIRED: Final = _UNSIGNED_REQUIRED | {"signer", "signature"}
+_ALLOWED: Final = _SIGNED_REQUIRED | {"subject", "dataschema"}
+_STRING_MEMBERS: Final = tuple(sorted(_ALLOWED - {"data"}))
+# The signature member as JCS writes it; see `_without_signature` for why this is safe.
+_SIGNATURE_MEMBER: Final = b',"signature":"'
+
+
+class Reason(enum.StrEnum):
+    """Why an event went to `ledger.rejected` (the brief's reason codes)."""
+
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_SIGNER = "unknown_signer"
+    REVOKED_SIGNER = "revoked_signer"
+    UNAUTHORIZED_TYPE = "unauthorized_type"
+    DUPLICATE = "duplicate"
+
+
+class EventRejected(VerificationError):  # noqa: N818 - the name is the public contract
+    """An event is not admitted. `reason` is the code for `ledger.rejected`; `detail` says why
+    in words and never quotes the event's data. A VerificationError: admission is a check."""
+
+    def __init__(self, reason: Reason | str, detail: str, **context: Any) -> None:
+        self.reason = Reason(reason)
+        self.detail = detail
+        super().__init__(f"{self.reason.value}: {detail}", reason=self.reason.value, **context)
+
+
+class EventSignatureError(EventRejected, SignatureError):
+    """The event's signature does not verify: reason `bad_signature`. Both an `EventRejected`
+    (for admission) and a `SignatureError` (for verifiers)."""
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(Reason.BAD_SIGNATURE, detail, **context)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    """A structurally valid event with its two canonical byte strings, computed once."""
+
+    event: dict[str, object]
+    raw: bytes
+    signing_bytes: bytes  # JCS(event without "signature"): what the signer signed
+    leaf_bytes: bytes  # JCS(event): the RFC 6962 leaf input
+    dedup_key: tuple[str, str]  # (source, id)
+    signer: str
+    type: str
+    signature: bytes
+
+
+def uuid7(unix_ms: int, rand: bytes) -> str:
+    """An RFC 9562 §5.7 UUIDv7: 48-bit Unix milliseconds, then 74 bits from `rand` (10 bytes;
+    its first 4 and its 17th-18th bits are overwritten by the version and the variant)."""
+    if not 0 <= unix_ms < 1 << 48:
+        raise ValueError("unix_ms must fit in 48 bits")
+    if len(rand) != 10:
+        raise ValueError("rand must be exactly 10 bytes")
+    octets = bytearray(unix_ms.to_bytes(6, "big") + rand)
+    octets[6] = 0x70 | (octets[6] & 0x0F)  # version 7
+    octets[8] = 0x80 | (octets[8] & 0x3F)  # variant 0b10
+    text = octets.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def is_rfc3339_utc(value: str) -> bool:
+    """Whether `value` is an RFC 3339 date-time in UTC written with ``T`` and ``Z`` (optional
+    fraction of up to 9 digits; no leap second, which Python cannot represent)."""
+    if _RFC3339_UTC.fullmatch(value) is None:
+        return False
+    try:
+        datetime.date.fromisoformat(value[:10])
+    except ValueError:  # 2026-02-30, month 13, year 0
+        return False
+    return True
+
+
+def build_event(
+    *,
+    source: str,
+    type: str,  # the CloudEvents attribute name
+    id: str,  # the CloudEvents attribute name
+    time: str,
+    data: Mapping[str, object],
+    subject: str | None = None,
+) -> dict[str, object]:
+    """An unsigned event; raise `ValueError` if it would not pass `parse_event`'s checks."""
+    event: dict[str, object] = {
+        "specversion": SPEC_VERSION,
+        "id": id,
+        "source": source,
+        "type": type,
+        "time": time,
+        "datacontenttype": DATA_CONTENT_TYPE,
+        "data": dict(data),
+    }
+    if subject is not None:
+        event["subject"] = subject
+    problem = _structure_problem(event, _UNSIGNED_REQUIRED)
+    if problem is not None:
+        raise ValueError(problem)
+    return event
+
+
+def sign_event(event: Mapping[str, object], key: SigningKey) -> dict[str, object]:
+    """Return `event` with `signer` = the key's DID and `signature` = base64url Ed25519 over
+    JCS(event without signature). Any previous signer/signature is replaced. Raise
+    `ValueError` for an event `parse_event` would reject, `CanonicalizationError` for data
+    that is not JSON."""
+    unsigned = {name: value for name, value in event.items() if name != "signature"}
+    unsigned["signer"] = key.did
+    problem = _structure_problem(unsigned, _UNSIGNED_REQUIRED)
+    if problem is not None:
+        raise ValueError(problem)
+    event = {**unsigned, "signature": b64url_encode(key.sign(canonicalize(unsigned)))}
+    # What consumers receive must parse back to the same event. This catches the size limit
+    # and the one JSON value JCS cannot round-trip: an integral float of magnitude 2**53 or
+    # more below 1e21 is written as an integer literal, which parses back as an unsafe int.
+    try:
+        parse_event(canonicalize(event))
+    except EventRejected as exc:
+        raise ValueError(f"the signed event would be rejected: {exc.detail}") from None
+    return event
+
+
+def encode_event(event: Mapping[str, object]) -> bytes:
+    """The Kafka value for an event: its RFC 8785 bytes (compact UTF-8 JSON)."""
+    return canonicalize(dict(event))
+
+
+def kafka_key(event: Mapping[str, object]) -> str:
+    """The Kafka key for an event: its `subject`, or its `id` when it has none."""
+    return str(event.get("subject") or event["id"])
+
+
+def parse_event(raw: bytes) -> ParsedEvent:
+    """Parse and structurally validate a Kafka value; raise `EventRejected` (`too_large` or
+    `malformed`). The signature is decoded but not checked: see `verify_event`."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventRejected(
+            Reason.TOO_LARGE, f"{len(raw)} bytes, over {MAX_EVENT_BYTES}", size=len(raw)
+        )
+    try:
+        # Explicit UTF-8: json.loads(bytes) would also accept UTF-16 and UTF-32.
+        event = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_no_constant
+        )
+    except ValueError as exc:  # also UnicodeDecodeError and over-long integers
+        raise EventRejected(Reason.MALFORMED, f"not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise EventRejected(Reason.MALFORMED, "JSON nested too deeply") from None
+    if type(event) is not dict:
+        raise EventRejected(Reason.MALFORMED, "the event is not a JSON object")
+    return _parsed(event, raw)
+
+
+def parse_event_object(event: Mapping[str, object]) -> ParsedEvent:
+    """Like `parse_event` for an event already decoded (e.g. inside a block); `raw` is then
+    its canonical form, and the size limit applies to that."""
+    if not isinstance(event, Mapping):
+        raise EventRejected(Reason.MALFORMED, "the event is not a JSON object")
+    return _parsed(dict(event), None)
+
+
+def verify_event(parsed: ParsedEvent) -> None:
+    """Check the event's signature; raise `EventSignatureError` (reason `bad_signature`)."""
+    try:
+        verify_signature(parsed.signer, parsed.signing_bytes, parsed.signature)
+    except SignatureError as exc:
+        source, event_id = parsed.dedup_key
+        raise EventSignatureError(
+            "the signature does not verify for the signer",
+            source=source,
+            id=event_id,
+            **exc.context,
+        ) from exc
+
+
+def parse_and_verify(raw: bytes) -> ParsedEvent:
+    """`parse_event` then `verify_event`: a structurally valid, correctly signed event."""
+    parsed = parse_event(raw)
+    verify_event(parsed)
+    return parsed
+
+
+def _parsed(event: dict[str, object], raw: bytes | None) -> ParsedEvent:
+    problem = _structure_problem(event, _SIGNED_REQUIRED)
+    if problem is not None:
+        raise EventRejected(Reason.MALFORMED, problem)
+    signature_text: str = event["signature"]  # type: ignore[assignment]
+    try:
+        signature = b64url_decode(signature_text)
+    except EncodingError as exc:
+        raise EventRejected(Reason.MALFORMED, f"member 'signature': {exc}") from None
+    if len(signature) != SIGNATURE_BYTES:
+        raise EventRejected(
+            Reason.MALFORMED, f"member 'signature' holds {len(signature)} bytes, not 64"
+        )
+    try:
+        leaf_bytes = canonicalize(event)
+    except CanonicalizationError:
+        raise EventRejected(
+            Reason.MALFORMED,
+            "member 'data' has no RFC 8785 form (a number beyond ±(2**53-1), NaN or Infinity, "
+            "or a lone surrogate)",
+        ) from None
+    if len(leaf_bytes) > MAX_EVENT_BYTES:
+        # Numbers can grow when canonicalised (1e20 -> 100000000000000000000); checking the
+        # canonical size too means a sealed event always passes parse_event_object again.
+        raise EventRejected(
+            Reason.TOO_LARGE,
+            f"canonical form is {len(leaf_bytes)} bytes, over {MAX_EVENT_BYTES}",
+            size=len(leaf_bytes),
+        )
+    return ParsedEvent(
+        event=event,
+        raw=leaf_bytes if raw is None else raw,
+        signing_bytes=_without_signature(leaf_bytes, signature_text),
+        leaf_bytes=leaf_bytes,
+        dedup_key=(event["source"], event["id"]),  # type: ignore[arg-type]
+        signer=event["signer"],  # type: ignore[arg-type]
+        type=event["type"],  # type: ignore[arg-type]
+        signature=signature,
+    )
+
+
+def _without_signature(leaf_bytes: bytes, signature_text: str) -> bytes:
+    """JCS(event without "signature"), cut out of JCS(event) instead of encoding again.
+
+    Why this equals `canonicalize` of the event minus its signature: JCS writes an object as
+    its members in key order, each encoded on its own, so dropping one member from the output
+    drops exactly its text and one comma. "signature" is never the first key ("data" is
+    required and sorts before it), so its text is ``,"signature":"<base64url>"`` (base64url
+    needs no escaping). It is the *last* occurrence of ``,"signature":"``: every member after
+    it (signer, source, specversion, subject, time, type) is a string, and inside a JSON
+    string a quote is always escaped, so ``,"`` cannot occur there. Earlier occurrences can,
+    inside `data`, which is why the search runs from the end.
+    """
+    start = leaf_bytes.rfind(_SIGNATURE_MEMBER)
+    end = start + len(_SIGNATURE_MEMBER) + len(signature_text) + 1
+    return leaf_bytes[:start] + leaf_bytes[end:]
+
+
+def _structure_problem(event: dict[str, object], required: frozenset[str]) -> str | None:
+    """What is wrong with the envelope's structure, or None. Never quotes member values."""
+    names = event.keys()
+    if not names >= required:
+        return f"missing member(s) {sorted(required - names)}"
+    unknown = names - _ALLOWED
+    if unknown:
+        shown = sorted(repr(name)[:40] for name in unknown)[:5]
+        return f"member(s) not in the envelope: {', '.join(shown)}"
+    for name in _STRING_MEMBERS:
+        if name in event and type(event[name]) is not str:
+            return f"member {name!r} must be a string"
+    if type(event["data"]) is not dict:
+        return "member 'data' must be a JSON object"
+    return _attribute_problem(event)  # type: ignore[arg-type]  # all but data are str now
+
+
+def _attribute_problem(event: dict[str, str]) -> str | None:
+    for name, limit in _TOKEN_LIMITS.items():
+        if name in event and (len(event[name]) > limit or _TOKEN.fullmatch(event[name]) is None):
+            return f"member {name!r} must be 1-{limit} printable ASCII characters, no spaces"
+    for message, holds in _ATTRIBUTE_RULES:
+        if not holds(event):
+            return message
+    if "signer" in event:
+        try:
+            public_key_from_did(event["signer"])  # cached per DID
+        except InvalidDIDError as exc:
+            return f"member 'signer': {exc}"
+    return None
+
+
+_ATTRIBUTE_RULES: Final[tuple[tuple[str, Callable[[dict[str, str]], bool]], ...]] = (
+    (
+        f"member 'specversion' must be {SPEC_VERSION!r}",
+        lambda event: event["specversion"] == SPEC_VERSION,
+    ),
+    (
+        "member 'type' must look like org.careledger.<domain>.<name>.v<N>",
+        lambda event: EVENT_TYPE_PATTERN.fullmatch(event["type"]) is not None,
+    ),
+    (
+        "member 'time' must be an RFC 3339 UTC date-time ending in 'Z'",
+        lambda event: is_rfc3339_utc(event["time"]),
+    ),
+    (
+        f"member 'datacontenttype' must be {DATA_CONTENT_TYPE!r}",
+        lambda event: event["datacontenttype"] == DATA_CONTENT_TYPE,
+    ),
+)
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # I-JSON (RFC 7493), which RFC 8785 builds on, forbids repeated names; json keeps the
+    # last, another parser the first: a signed event must not mean two things.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a member name is repeated in an object")
+    return members
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
