@@ -561,3 +561,32 @@ def test_event_rejected_for_other_reasons() -> None:
     assert isinstance(error, VerificationError)
     with pytest.raises(ValueError, match="not a valid Reason"):
         EventRejected("no_such_reason", "x")
+
+
+def test_the_documented_example() -> None:
+    # docs/envelope.md shows this event; if this test changes, the document must too.
+    key = SigningKey.from_seed(
+        bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    )
+    event = sign_event(
+        build_event(
+            source="https://video.example/consults",
+            type="org.careledger.clinical.consultation.completed.v1",
+            id=uuid7(0x017F22E279B0, bytes.fromhex("0cc318c4dc0c0c07398f")),
+            time="2022-02-22T19:22:22Z",
+            subject="pt-3f9c2a7e",
+            data={
+                "consultation": "c-1234",
+                "practitioner_commitment": (
+                    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                ),
+                "duration_minutes": 15,
+            },
+        ),
+        key,
+    )
+    assert event["signer"] == "did:key:z6MktwupdmLXVVqTzCw4i46r4uGyosGXRnR3XjN4Zq7oMMsw"
+    assert event["signature"] == (
+        "WQq0FcwGKh6eZcx6o_zWEGJVz9V4zdjhc74aqSBxW-WDWzJcQQkousMpGmR0J3-EolEuOkbNHkNvL23PaQfVDA"
+    )
+    assert len(encode_event(event)) == 574

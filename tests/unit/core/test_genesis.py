@@ -290,3 +290,13 @@ def test_optional_lists_default_to_empty_and_models_are_frozen() -> None:
     assert config.publishers == ()
     with pytest.raises(ValidationError):
         config.quorum = 3  # type: ignore[misc]
+
+
+def test_the_documented_example() -> None:
+    # docs/envelope.md shows this genesis event; if this test changes, the document must too.
+    event = genesis()
+    assert event["id"] == "01a20cc8-8e80-7000-8000-000000000000"
+    assert DIDS["admin"] == "did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX"
+    assert event["signature"] == (
+        "P80GO4HHeiBcHSNM2zNaNtpQkf0VbJpf6wrmlxY3xegr1IU4bvfQS-u_JsO4dOsYbGPBk_NSo0z9IXwNki76DA"
+    )
