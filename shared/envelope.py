@@ -191,15 +191,15 @@ def sign_event(event: Mapping[str, object], key: SigningKey) -> dict[str, object
     problem = _structure_problem(unsigned, _UNSIGNED_REQUIRED)
     if problem is not None:
         raise ValueError(problem)
-    event = {**unsigned, "signature": b64url_encode(key.sign(canonicalize(unsigned)))}
+    signed = {**unsigned, "signature": b64url_encode(key.sign(canonicalize(unsigned)))}
     # What consumers receive must parse back to the same event. This catches the size limit
     # and the one JSON value JCS cannot round-trip: an integral float of magnitude 2**53 or
     # more below 1e21 is written as an integer literal, which parses back as an unsafe int.
     try:
-        parse_event(canonicalize(event))
+        parse_event(canonicalize(signed))
     except EventRejected as exc:
         raise ValueError(f"the signed event would be rejected: {exc.detail}") from None
-    return event
+    return signed
 
 
 def encode_event(event: Mapping[str, object]) -> bytes:
