@@ -9,6 +9,7 @@ as a keyed pseudonym: their DID never reaches the chain, so they never enter the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated, Final, Self
 
 from pydantic import Field, StrictStr, model_validator
@@ -115,11 +116,13 @@ class PatientRegistered(EventData):
 
 #: The `data` schema of every identity event type: admission refuses (as `malformed`) an event
 #: of one of these types whose `data` does not validate, whoever signed it.
-IDENTITY_SCHEMAS: Final[Mapping[str, type[EventData]]] = {
-    PUBLISHER_REGISTERED: PublisherRegistered,
-    PUBLISHER_REVOKED: PublisherRevoked,
-    AUTHORITY_REGISTERED: AuthorityRegistered,
-    PRACTITIONER_REGISTERED: PractitionerRegistered,
-    PRACTITIONER_REVOKED: PractitionerRevoked,
-    PATIENT_REGISTERED: PatientRegistered,
-}
+IDENTITY_SCHEMAS: Final[Mapping[str, type[EventData]]] = MappingProxyType(
+    {
+        PUBLISHER_REGISTERED: PublisherRegistered,
+        PUBLISHER_REVOKED: PublisherRevoked,
+        AUTHORITY_REGISTERED: AuthorityRegistered,
+        PRACTITIONER_REGISTERED: PractitionerRegistered,
+        PRACTITIONER_REVOKED: PractitionerRevoked,
+        PATIENT_REGISTERED: PatientRegistered,
+    }
+)
