@@ -71,11 +71,11 @@ def run_up(options: UpOptions, console: Console) -> int:
     created = ensure_topics(kafka, specs)
     log.announce(f"topics: {len(created)} created, {len(specs) - len(created)} already there")
     chain = ensure_dev_chain(options.data_dir)
-    if chain.created_keys or chain.created_genesis:
-        log.announce(
-            f"dev chain {chain.chain_id!r}: wrote {len(chain.created_keys)} key files and "
-            f"{'a new' if chain.created_genesis else 'kept the'} genesis in {options.data_dir}"
-        )
+    log.announce(
+        f"dev chain {chain.chain_id!r} in {options.data_dir}: "
+        f"{len(chain.created_keys)} key files written, {len(chain.dids) - len(chain.created_keys)} "
+        f"kept; {'wrote a new' if chain.created_genesis else 'kept the'} genesis"
+    )
     env = child_environment(
         {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
