@@ -166,8 +166,8 @@ def test_notify_wakes_the_relay_at_once(
         _add(memory, outbox, 1)
         started = time.monotonic()
         relay.notify()
-        wait_until(lambda: outbox.pending_count() == 0, timeout=2)
-        assert time.monotonic() - started < 1.0
+        wait_until(lambda: outbox.pending_count() == 0, timeout=5)
+        assert time.monotonic() - started < 5.0  # far below the 30 s poll interval
     finally:
         relay.stop(drain_timeout=0.2)
 
@@ -220,9 +220,9 @@ def test_a_store_that_cannot_be_read_does_not_kill_the_relay(
     relay.start()
     try:
         _add(memory, outbox, 1)
+        wait_until(lambda: "database went away" in caplog.text)
         time.sleep(0.1)
         assert relay.running
-        assert "database went away" in caplog.text
         store.broken = False
         wait_until(lambda: outbox.pending_count() == 0)
     finally:
