@@ -44,6 +44,7 @@ def configure_logging(*, service: str, level: str = "INFO", fmt: str = "json") -
     # uvicorn's access log prints raw paths, which may carry identifiers; ours logs the route
     # template instead (see shared.runtime.app).
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one INFO line per start is noise
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
