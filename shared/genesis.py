@@ -34,8 +34,9 @@ from shared.envelope import (
     verify_event,
 )
 from shared.errors import VerificationError
-from shared.events import DidKey, TypePattern
-from shared.topics import CLINICAL_EVENTS, INPUT_TOPICS
+from shared.events import DidKey
+from shared.events.identity import PublisherGrant
+from shared.topics import CLINICAL_EVENTS
 
 __all__ = [
     "DEV_KEY_NAMES",
@@ -96,23 +97,6 @@ _UniqueDIDs = Annotated[tuple[DidKey, ...], AfterValidator(_check_unique)]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PublisherGrant(_Frozen):
-    """An external platform's key, allowed to publish these types (exact, or a prefix ending
-    in ``.*`` such as ``org.careledger.clinical.*``) on this input topic. The same rules as
-    the identity event `PublisherRegistered`, so a grant means the same in either place."""
-
-    did: DidKey
-    name: _Name
-    topic: StrictStr
-    types: tuple[TypePattern, ...] = Field(min_length=1, max_length=64)
-
-    @model_validator(mode="after")
-    def _topic_is_an_input_topic(self) -> Self:
-        if self.topic not in INPUT_TOPICS:
-            raise ValueError(f"topic {self.topic!r} is not one of {', '.join(INPUT_TOPICS)}")
-        return self
 
 
 class ServiceDIDs(_Frozen):

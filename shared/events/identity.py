@@ -30,6 +30,7 @@ __all__ = [
     "PatientRegistered",
     "PractitionerRegistered",
     "PractitionerRevoked",
+    "PublisherGrant",
     "PublisherRegistered",
     "PublisherRevoked",
 ]
@@ -45,12 +46,10 @@ PATIENT_REGISTERED: Final = "org.careledger.identity.patient.registered.v1"
 _Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
-class PublisherRegistered(EventData):
-    """The admin authorised a platform's key to publish these types on this topic.
-
-    Registering a DID again replaces its grant; a revoked publisher DID stays revoked (the
-    revocation is of the key: a platform that rotates keys registers its new DID).
-    """
+class PublisherGrant(EventData):
+    """A platform's key may publish these types (exact, or a prefix ending in ``.*`` such as
+    ``org.careledger.clinical.*``) on this input topic: in genesis, and in every
+    `PublisherRegistered` event, so a grant means the same in either place."""
 
     did: DidKey
     name: _Name
@@ -62,6 +61,14 @@ class PublisherRegistered(EventData):
         if self.topic not in INPUT_TOPICS:
             raise ValueError(f"topic {self.topic!r} is not one of {', '.join(INPUT_TOPICS)}")
         return self
+
+
+class PublisherRegistered(PublisherGrant):
+    """The admin authorised a platform's key to publish these types on this topic.
+
+    Registering a DID again replaces its grant; a revoked publisher DID stays revoked (the
+    revocation is of the key: a platform that rotates keys registers its new DID).
+    """
 
 
 class PublisherRevoked(EventData):
