@@ -6,8 +6,7 @@ from fastapi import FastAPI
 
 from services.records import __version__
 from services.records.config import RecordsSettings
-from shared.runtime.app import create_app
-from shared.runtime.component import skeleton_components
+from shared.runtime.app import service_app
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.outbox import wire_outbox
@@ -24,18 +23,13 @@ def build(settings: RecordsSettings) -> FastAPI:
         service="records", instance=settings.instance_name, version=__version__
     )
     outbox = wire_outbox(settings, database, metrics)
-    components = [
-        *skeleton_components(
-            kafka=settings.kafka(), store_ping=database.ping, store_close=database.close
-        ),
-        outbox.component,
-    ]
-    return create_app(
-        service=settings.instance_name,
+    return service_app(
+        settings,
         version=__version__,
-        components=components,
+        identity=identity,
+        database=database,
         metrics=metrics,
-        identity=identity.about(),
+        components=[outbox.component],
     )
 
 

@@ -6,8 +6,7 @@ from fastapi import FastAPI
 
 from services.sealer import __version__
 from services.sealer.config import SealerSettings
-from shared.runtime.app import create_app
-from shared.runtime.component import skeleton_components
+from shared.runtime.app import service_app
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.server import run_service
@@ -18,15 +17,12 @@ def build(settings: SealerSettings) -> FastAPI:
     identity = load_identity(settings, role="sealer", dids=lambda genesis: {genesis.sealer})
     database = open_database(settings.resolved_database_url)
     metrics = ServiceMetrics(service="sealer", instance=settings.instance_name, version=__version__)
-    components = skeleton_components(
-        kafka=settings.kafka(), store_ping=database.ping, store_close=database.close
-    )
-    return create_app(
-        service=settings.instance_name,
+    return service_app(
+        settings,
         version=__version__,
-        components=components,
+        identity=identity,
+        database=database,
         metrics=metrics,
-        identity=identity.about(),
     )
 
 

@@ -14,9 +14,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.runtime.component import Component, NotReadyError
+from shared.runtime.component import BrokerProbe, CheckedResource, Component, NotReadyError
+from shared.runtime.identity import ServiceIdentity
 from shared.runtime.logging import request_id
 from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.settings import ServiceSettings
+from shared.store import Database
 
 log = logging.getLogger("careledger.http")
 
@@ -60,6 +63,32 @@ def create_app(
         app.include_router(router)
     _observe_requests(app, metrics)
     return app
+
+
+def service_app(
+    settings: ServiceSettings,
+    *,
+    version: str,
+    identity: ServiceIdentity,
+    database: Database,
+    metrics: ServiceMetrics,
+    components: Sequence[Component] = (),
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """A service's app: the skeleton every service has (its store, a view of the broker) plus
+    the components and routes of its own."""
+    skeleton: list[Component] = [
+        CheckedResource(name="store", ping=database.ping, close=database.close),
+        BrokerProbe(kafka=settings.kafka()),
+    ]
+    return create_app(
+        service=settings.instance_name,
+        version=version,
+        components=[*skeleton, *components],
+        metrics=metrics,
+        routers=routers,
+        identity=identity.about(),
+    )
 
 
 def _operations_router(

@@ -102,16 +102,6 @@ class BrokerProbe:
             self._state = None
 
 
-def skeleton_components(
-    *, kafka: KafkaSettings, store_ping: Callable[[], bool], store_close: Callable[[], None]
-) -> list[Component]:
-    """What every service has from its first day: its store and a view of the broker."""
-    return [
-        CheckedResource(name="store", ping=store_ping, close=store_close),
-        BrokerProbe(kafka=kafka),
-    ]
-
-
 class RelayComponent:
     """The outbox relay as a component: started after the store, drained at shutdown."""
 
