@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +11,15 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from shared.crypto import SigningKey
-from shared.envelope import CONTENT_TYPE, build_event, sign_event, uuid7
+from shared.envelope import (
+    CONTENT_TYPE,
+    CONTENT_TYPE_HEADER,
+    build_event,
+    encode_event,
+    kafka_key,
+    sign_event,
+    uuid7,
+)
 from shared.errors import CareLedgerError
 from shared.kafka import KafkaSettings
 
@@ -55,8 +62,8 @@ def produce_event(
     kafka: KafkaSettings, topic: str, event: Mapping[str, Any], *, timeout: float = 15.0
 ) -> Delivery:
     """Produce with key = subject (or id) and the CloudEvents content-type header; wait for ack."""
-    value = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    key = str(event.get("subject") or event["id"]).encode("utf-8")
+    value = encode_event(event)
+    key = kafka_key(event).encode("utf-8")
     outcome: list[Message] = []
     failures: list[KafkaError] = []
 
@@ -71,7 +78,7 @@ def produce_event(
         topic,
         value=value,
         key=key,
-        headers=[("content-type", CONTENT_TYPE.encode())],
+        headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())],
         on_delivery=delivered,
     )
     producer.flush(timeout + 1)

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.canonical import CanonicalizationError
+from shared.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, encode_event, kafka_key
 from shared.errors import CareLedgerError
 
-CONTENT_TYPE_HEADER = "content-type"
-CLOUDEVENTS_JSON = b"application/cloudevents+json"
+CLOUDEVENTS_JSON = CONTENT_TYPE.encode()
+
+__all__ = [
+    "CLOUDEVENTS_JSON",
+    "CONTENT_TYPE_HEADER",
+    "DuplicateEventError",
+    "InvalidEventError",
+    "OutboxEntry",
+    "OutboxMessage",
+    "message_for_event",
+]
 
 
 class InvalidEventError(CareLedgerError, ValueError):
@@ -68,8 +78,9 @@ class OutboxEntry:
 def message_for_event(event: Mapping[str, object], *, topic: str) -> OutboxMessage:
     """The outbox message for a CloudEvent, by the brief's Kafka conventions.
 
-    value = the event as compact UTF-8 JSON; key = `subject`, or `id` when there is no
-    subject; header `content-type: application/cloudevents+json`.
+    value = the event's RFC 8785 bytes (`shared.envelope.encode_event`, so the value is
+    exactly the Merkle leaf input); key = `subject`, or `id` when there is no subject;
+    header `content-type: application/cloudevents+json`.
     """
     source = _required(event, "source")
     event_id = _required(event, "id")
@@ -77,14 +88,12 @@ def message_for_event(event: Mapping[str, object], *, topic: str) -> OutboxMessa
     if subject is not None and not isinstance(subject, str):
         raise InvalidEventError("event subject must be a string")
     try:
-        value = json.dumps(
-            dict(event), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        value = encode_event(event)
+    except CanonicalizationError as exc:
         raise InvalidEventError(f"event id={event_id!r} is not JSON: {exc}") from exc
     return OutboxMessage(
         topic=topic,
-        key=(subject or event_id).encode("utf-8"),
+        key=kafka_key(event).encode("utf-8"),
         value=value,
         headers=((CONTENT_TYPE_HEADER, CLOUDEVENTS_JSON),),
         dedup_key=(source, event_id),

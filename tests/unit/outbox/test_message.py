@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.canonical import canonicalize
 from shared.outbox import (
     CLOUDEVENTS_JSON,
     InvalidEventError,
@@ -29,9 +30,9 @@ EVENT = {
 }
 
 
-def test_the_value_is_the_event_as_compact_utf8_json() -> None:
+def test_the_value_is_the_event_as_rfc8785_utf8_json() -> None:
     message = message_for_event(EVENT, topic="records.events")
-    assert message.value == json.dumps(EVENT, separators=(",", ":"), ensure_ascii=False).encode()
+    assert message.value == canonicalize(EVENT)  # the Merkle leaf input, byte for byte
     assert b" " not in message.value.replace(b"Z\xc3\xbcrich \xe2\x9c\x93", b"")
     assert "Zürich ✓".encode() in message.value  # UTF-8, not \\u escapes
     assert json.loads(message.value) == EVENT
