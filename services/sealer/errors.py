@@ -7,3 +7,13 @@ from shared.errors import CareLedgerError
 
 class SealerError(CareLedgerError):
     """Base class of the sealer service's deliberate errors."""
+
+
+class ChainConflictError(SealerError):
+    """The store's head is not the one this block extends: another writer sealed meanwhile,
+    or the block was stored already. Never retried: the sealer stops and restarts from the
+    store."""
+
+
+class TransientError(SealerError):
+    """The broker or the store failed in a way worth retrying (with back-off)."""

@@ -1,0 +1,1 @@
+"""Sealer store revisions, applied in order by shared.store.migrate()."""

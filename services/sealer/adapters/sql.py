@@ -1,0 +1,150 @@
+"""The sealer's chain store on SQLite or PostgreSQL (its own Alembic migrations)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from services.sealer.adapters.positions import positions_from_text, positions_to_text
+from services.sealer.errors import ChainConflictError
+from services.sealer.ports import SealedHead
+from shared.admission import DedupKey
+from shared.block import Block, PartitionKey, block_to_json
+from shared.chain import ChainState
+from shared.store import Database, migrate
+
+SEALER_MIGRATIONS = Path(__file__).parent / "migrations"
+SEALER_VERSION_TABLE = "careledger_sealer_version"
+_HEAD_ROW = 1
+
+metadata = MetaData()
+#: Mirror the migrations; queries use these, migrations do not.
+blocks_table = Table(
+    "sealer_blocks",
+    metadata,
+    Column("height", BigInteger(), primary_key=True, autoincrement=False),
+    Column("block_hash", String(64), nullable=False),
+    Column("block", LargeBinary(), nullable=False),
+)
+head_table = Table(
+    "sealer_head",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("height", BigInteger(), nullable=False),
+    Column("state", LargeBinary(), nullable=False),
+    Column("read_positions", Text(), nullable=False),
+)
+seen_table = Table(
+    "sealer_seen",
+    metadata,
+    Column("source", Text(), nullable=False),
+    Column("event_id", Text(), nullable=False),
+    Column("height", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("source", "event_id", name="pk_sealer_seen"),
+)
+
+
+def migrate_sealer(database: Database) -> str | None:
+    """Create or upgrade the sealer's tables; call once at start-up."""
+    return migrate(database, SEALER_MIGRATIONS, version_table=SEALER_VERSION_TABLE)
+
+
+class SqlChainStore:
+    """`ChainStore` on one database: a block, its state and its keys in one transaction."""
+
+    def __init__(self, *, database: Database) -> None:
+        self._database = database
+
+    def head(self) -> SealedHead | None:
+        with self._database.read() as connection:
+            row = connection.execute(select(head_table).where(head_table.c.id == _HEAD_ROW)).first()
+            if row is None:
+                return None
+            block = connection.execute(
+                select(blocks_table.c.block).where(blocks_table.c.height == row.height)
+            ).scalar_one()
+        return SealedHead(
+            state=ChainState.from_json(bytes(row.state)),
+            block=bytes(block),
+            read_positions=positions_from_text(row.read_positions),
+        )
+
+    def append(
+        self,
+        block: Block,
+        state: ChainState,
+        dedup_keys: Sequence[DedupKey],
+        read_positions: Mapping[PartitionKey, int],
+    ) -> None:
+        height = block.header.height
+        values = {
+            "height": height,
+            "state": state.to_json(),
+            "read_positions": positions_to_text(read_positions),
+        }
+        try:
+            with self._database.transaction() as tx:
+                self._move_head(tx, height, values)
+                tx.execute(
+                    insert(blocks_table),
+                    [
+                        {
+                            "height": height,
+                            "block_hash": block.block_hash,
+                            "block": block_to_json(block),
+                        }
+                    ],
+                )
+                if dedup_keys:
+                    tx.execute(
+                        insert(seen_table),
+                        [{"source": s, "event_id": i, "height": height} for s, i in dedup_keys],
+                    )
+        except IntegrityError as exc:
+            raise ChainConflictError(
+                f"block {height} conflicts with the stored chain (stored already, or a "
+                "(source, id) sealed twice)"
+            ) from exc
+
+    def contains(self, key: DedupKey) -> bool:
+        query = select(seen_table.c.height).where(
+            seen_table.c.source == key[0], seen_table.c.event_id == key[1]
+        )
+        with self._database.read() as connection:
+            return connection.execute(query).first() is not None
+
+    def block(self, height: int) -> bytes | None:
+        query = select(blocks_table.c.block).where(blocks_table.c.height == height)
+        with self._database.read() as connection:
+            found = connection.execute(query).scalar_one_or_none()
+        return None if found is None else bytes(found)
+
+    @staticmethod
+    def _move_head(tx: Connection, height: int, values: dict[str, object]) -> None:
+        if height == 0:
+            tx.execute(insert(head_table), [{"id": _HEAD_ROW, **values}])  # twice: IntegrityError
+            return
+        moved = tx.execute(
+            update(head_table)
+            .where(head_table.c.id == _HEAD_ROW, head_table.c.height == height - 1)
+            .values(**values)
+        )
+        if moved.rowcount != 1:
+            raise ChainConflictError(f"block {height} does not extend the stored head")

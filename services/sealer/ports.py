@@ -1,0 +1,99 @@
+"""The sealer's ports: where sealed blocks are kept, where events come from, where blocks go."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.admission import DedupKey
+from shared.block import Block, PartitionKey
+from shared.chain import ChainState
+
+
+@dataclass(frozen=True, slots=True)
+class SealedHead:
+    """What the store knows about the end of the chain: enough to resume sealing."""
+
+    state: ChainState = field(repr=False)
+    block: bytes = field(repr=False)  # the last block, as published (block_to_json)
+    #: The next offset to read per (logical topic, partition): past every event that is
+    #: sealed or was rejected before this block was cut. Never before `last_offsets` + 1.
+    read_positions: Mapping[PartitionKey, int]
+
+    @property
+    def height(self) -> int:
+        return self.state.head.height
+
+
+class ChainStore(Protocol):
+    """The sealer's system of record (the broker is not: the embedded one forgets)."""
+
+    def head(self) -> SealedHead | None:
+        """The last sealed block and the state after it; None before genesis."""
+
+    def append(
+        self,
+        block: Block,
+        state: ChainState,
+        dedup_keys: Sequence[DedupKey],
+        read_positions: Mapping[PartitionKey, int],
+    ) -> None:
+        """Store `block` durably with the state after it and its events' `(source, id)`, all
+        in one transaction. Raises `ChainConflictError` unless it extends the stored head."""
+
+    def contains(self, key: DedupKey) -> bool:
+        """Whether an event with this `(source, id)` is in a stored block."""
+
+    def block(self, height: int) -> bytes | None:
+        """A stored block (block_to_json bytes), or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMessage:
+    """One Kafka record of an input topic, named by its logical topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+class EventSource(Protocol):
+    """The input topics, read from given positions in per-partition order."""
+
+    def open(self, positions: Mapping[PartitionKey, int]) -> None:
+        """Read every partition of every input topic from `positions` (next offset to read;
+        a partition not named is read from its beginning)."""
+
+    def poll(self, *, max_messages: int, timeout: float) -> list[SourceMessage]:
+        """The next messages (possibly none within `timeout`); raises `TransientError`."""
+
+    def commit(self, positions: Mapping[PartitionKey, int]) -> None:
+        """Tell the broker how far the sealer got (informational: the store is the truth)."""
+
+    def close(self) -> None: ...
+
+
+class LedgerPublisher(Protocol):
+    """`ledger.blocks` and `ledger.rejected`."""
+
+    def publish_block(self, height: int, value: bytes, *, timeout: float) -> None:
+        """Produce the block (key = height) and wait for its delivery report; raises
+        `TransientError` if it is not delivered within `timeout`."""
+
+    def publish_rejection(self, value: bytes) -> None:
+        """Produce a `ledger.rejected` record (delivered by the next `flush`)."""
+
+    def flush(self, *, timeout: float) -> None:
+        """Wait until everything produced is delivered; raises `TransientError` otherwise."""
+
+    def close(self) -> None: ...
+
+
+class SealerMetrics(Protocol):
+    """What the sealer counts (bound to Prometheus in adapters/metrics.py)."""
+
+    def sealed(self, events: int, *, height: int, cut_seconds: float) -> None: ...
+
+    def rejected(self, reason: str) -> None: ...
