@@ -1,0 +1,1 @@
+"""Validator chain store revisions, applied in order by shared.store.migrate()."""

@@ -1,0 +1,337 @@
+"""The validator's chain store on SQLite or PostgreSQL (its own Alembic migrations)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Row
+
+from services.validator.ports import EventLocation, Refusal, StoredBlock
+from shared.attestation import Attestation
+from shared.chain import ChainState, VerifiedBlock
+from shared.merkle import Address
+from shared.store import Database, migrate
+
+VALIDATOR_MIGRATIONS = Path(__file__).parent / "migrations"
+VALIDATOR_VERSION_TABLE = "careledger_validator_version"
+# Keeps `IN (...)` lists well below SQLite's and PostgreSQL's bind-parameter limits.
+_CHUNK = 400
+_PAGE = 50
+_STATE_ROW = 1
+
+metadata = MetaData()
+#: Mirror the migrations; queries use these, migrations do not.
+blocks_table = Table(
+    "validator_blocks",
+    metadata,
+    Column("height", BigInteger(), primary_key=True, autoincrement=False),
+    Column("block_hash", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("tree_size", BigInteger(), nullable=False),
+    Column("log_root", String(64), nullable=False),
+    Column("event_count", Integer(), nullable=False),
+    Column("sealed_at", String(40), nullable=False),
+    Column("raw", LargeBinary(), nullable=False),
+    Column("final", Boolean(), nullable=False),
+)
+nodes_table = Table(
+    "validator_nodes",
+    metadata,
+    Column("level", SmallInteger(), primary_key=True, autoincrement=False),
+    Column("idx", BigInteger(), primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(), nullable=False),
+)
+events_table = Table(
+    "validator_events",
+    metadata,
+    Column("source", Text(), primary_key=True),
+    Column("event_id", Text(), primary_key=True),
+    Column("leaf_index", BigInteger(), nullable=False),
+    Column("height", BigInteger(), nullable=False),
+)
+state_table = Table(
+    "validator_state",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("height", BigInteger(), nullable=False),
+    Column("state", LargeBinary(), nullable=False),
+)
+attestations_table = Table(
+    "validator_attestations",
+    metadata,
+    Column("height", BigInteger(), primary_key=True, autoincrement=False),
+    Column("validator", String(128), primary_key=True),
+    Column("block_hash", String(64), primary_key=True),
+    Column("raw", Text(), nullable=False),
+)
+refusals_table = Table(
+    "validator_refusals",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("reason", String(64), nullable=False),
+    Column("height", BigInteger(), nullable=True),
+    Column("raw", LargeBinary(), nullable=False),
+    Column("evidence", Text(), nullable=False),
+    Column("conflicting", LargeBinary(), nullable=True),
+)
+cursors_table = Table(
+    "validator_cursors",
+    metadata,
+    Column("topic", String(249), primary_key=True),
+    Column("last_offset", BigInteger(), nullable=False),
+)
+
+BLOCKS_TOPIC_CURSOR = "ledger.blocks"
+ATTESTATIONS_TOPIC_CURSOR = "ledger.attestations"
+
+
+def migrate_chain_store(database: Database) -> str | None:
+    """Create or upgrade the validator's tables; call once at start-up."""
+    return migrate(database, VALIDATOR_MIGRATIONS, version_table=VALIDATOR_VERSION_TABLE)
+
+
+class SqlChainStore:
+    """`ChainStore` (and `SubtreeReader`) on one SQL database."""
+
+    def __init__(self, *, database: Database) -> None:
+        self._database = database
+
+    # --- blocks ----------------------------------------------------------------------
+
+    def append(self, verified: VerifiedBlock, *, raw: bytes, offset: int | None) -> None:
+        header = verified.block.header
+        first_leaf = header.tree_size - header.event_count
+        with self._database.transaction() as tx:
+            tx.execute(
+                insert(blocks_table).values(
+                    height=header.height,
+                    block_hash=verified.block.block_hash,
+                    prev_hash=header.prev_hash,
+                    tree_size=header.tree_size,
+                    log_root=header.log_root,
+                    event_count=header.event_count,
+                    sealed_at=header.sealed_at,
+                    raw=raw,
+                    final=False,
+                )
+            )
+            nodes = [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in verified.nodes]
+            for start in range(0, len(nodes), _CHUNK):
+                tx.execute(insert(nodes_table), nodes[start : start + _CHUNK])
+            events = [
+                {"source": s, "event_id": i, "leaf_index": first_leaf + n, "height": header.height}
+                for n, (s, i) in enumerate(verified.dedup_keys)
+            ]
+            for start in range(0, len(events), _CHUNK):
+                tx.execute(insert(events_table), events[start : start + _CHUNK])
+            _save_state(tx, verified.state)
+            if offset is not None:
+                _set_cursor(tx, BLOCKS_TOPIC_CURSOR, offset)
+
+    def state(self) -> ChainState | None:
+        with self._database.read() as tx:
+            data = tx.execute(
+                select(state_table.c.state).where(state_table.c.id == _STATE_ROW)
+            ).scalar_one_or_none()
+        return None if data is None else ChainState.from_json(bytes(data))
+
+    def head(self) -> StoredBlock | None:
+        query = select(blocks_table).order_by(blocks_table.c.height.desc()).limit(1)
+        with self._database.read() as tx:
+            row = tx.execute(query).first()
+        return None if row is None else _stored_block(row)
+
+    def block_at(self, height: int) -> StoredBlock | None:
+        query = select(blocks_table).where(blocks_table.c.height == height)
+        with self._database.read() as tx:
+            row = tx.execute(query).first()
+        return None if row is None else _stored_block(row)
+
+    def blocks(self, first: int, last: int) -> Iterator[StoredBlock]:
+        height = first
+        while height <= last:
+            query = (
+                select(blocks_table)
+                .where(blocks_table.c.height >= height, blocks_table.c.height <= last)
+                .order_by(blocks_table.c.height)
+                .limit(_PAGE)
+            )
+            with self._database.read() as tx:
+                page = [_stored_block(row) for row in tx.execute(query)]
+            if not page:
+                return
+            yield from page
+            height = page[-1].height + 1
+
+    def mark_final(self, height: int) -> None:
+        with self._database.transaction() as tx:
+            tx.execute(
+                update(blocks_table).where(blocks_table.c.height == height).values(final=True)
+            )
+
+    def final_height(self) -> int | None:
+        query = select(func.max(blocks_table.c.height)).where(blocks_table.c.final.is_(True))
+        with self._database.read() as tx:
+            value = tx.execute(query).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    # --- events and proofs -----------------------------------------------------------
+
+    def sealed_among(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        wanted = sorted(set(keys))
+        found: set[tuple[str, str]] = set()
+        key_column = tuple_(events_table.c.source, events_table.c.event_id)
+        with self._database.read() as tx:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = select(events_table.c.source, events_table.c.event_id).where(
+                    key_column.in_(chunk)
+                )
+                found.update((str(s), str(i)) for s, i in tx.execute(query))
+        return found
+
+    def locate(self, source: str, event_id: str) -> EventLocation | None:
+        query = select(events_table.c.leaf_index, events_table.c.height).where(
+            events_table.c.source == source, events_table.c.event_id == event_id
+        )
+        with self._database.read() as tx:
+            row = tx.execute(query).first()
+        return None if row is None else EventLocation(int(row[0]), int(row[1]))
+
+    def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
+        wanted = list(addresses)
+        if not wanted:
+            return []
+        query = select(nodes_table.c.level, nodes_table.c.idx, nodes_table.c.hash).where(
+            tuple_(nodes_table.c.level, nodes_table.c.idx).in_(sorted(set(wanted)))
+        )
+        with self._database.read() as tx:
+            found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in tx.execute(query)}
+        return [found[address] for address in wanted]  # KeyError when one is missing
+
+    # --- attestations ----------------------------------------------------------------
+
+    def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
+        key = (
+            (attestations_table.c.height == attestation.height)
+            & (attestations_table.c.validator == attestation.validator)
+            & (attestations_table.c.block_hash == attestation.block_hash)
+        )
+        with self._database.transaction() as tx:
+            if offset is not None:
+                _set_cursor(tx, ATTESTATIONS_TOPIC_CURSOR, offset)
+            if tx.execute(select(attestations_table.c.height).where(key)).first() is not None:
+                return False
+            tx.execute(
+                insert(attestations_table).values(
+                    height=attestation.height,
+                    validator=attestation.validator,
+                    block_hash=attestation.block_hash,
+                    raw=attestation.model_dump_json(),
+                )
+            )
+        return True
+
+    def attestations_at(self, height: int) -> list[Attestation]:
+        query = (
+            select(attestations_table.c.raw)
+            .where(attestations_table.c.height == height)
+            .order_by(attestations_table.c.validator, attestations_table.c.block_hash)
+        )
+        with self._database.read() as tx:
+            return [Attestation.model_validate_json(raw) for (raw,) in tx.execute(query)]
+
+    # --- evidence and cursors --------------------------------------------------------
+
+    def add_refusal(self, refusal: Refusal, *, offset: int | None) -> None:
+        with self._database.transaction() as tx:
+            tx.execute(
+                insert(refusals_table).values(
+                    reason=refusal.reason,
+                    height=refusal.height,
+                    raw=refusal.raw,
+                    evidence=json.dumps(refusal.evidence, sort_keys=True, default=str),
+                    conflicting=refusal.conflicting,
+                )
+            )
+            if offset is not None:
+                _set_cursor(tx, BLOCKS_TOPIC_CURSOR, offset)
+
+    def refusals(self, limit: int = 100) -> list[Refusal]:
+        query = select(refusals_table).order_by(refusals_table.c.seq.desc()).limit(limit)
+        with self._database.read() as tx:
+            return [_refusal(row) for row in tx.execute(query)]
+
+    def cursor(self, topic: str) -> int | None:
+        query = select(cursors_table.c.last_offset).where(cursors_table.c.topic == topic)
+        with self._database.read() as tx:
+            value = tx.execute(query).scalar_one_or_none()
+        return None if value is None else int(value)
+
+
+def _save_state(tx: Connection, state: ChainState) -> None:
+    values = {"height": state.head.height, "state": state.to_json()}
+    changed = tx.execute(
+        update(state_table).where(state_table.c.id == _STATE_ROW).values(**values)
+    ).rowcount
+    if not changed:
+        tx.execute(insert(state_table).values(id=_STATE_ROW, **values))
+
+
+def _set_cursor(tx: Connection, topic: str, offset: int) -> None:
+    # One writer per store (the validation loop), so read-then-write is enough.
+    stored = tx.execute(
+        select(cursors_table.c.last_offset).where(cursors_table.c.topic == topic)
+    ).scalar_one_or_none()
+    if stored is None:
+        tx.execute(insert(cursors_table).values(topic=topic, last_offset=offset))
+    elif offset > stored:
+        tx.execute(
+            update(cursors_table).where(cursors_table.c.topic == topic).values(last_offset=offset)
+        )
+
+
+def _stored_block(row: Row[Any]) -> StoredBlock:
+    values = row._mapping
+    return StoredBlock(
+        height=int(values["height"]),
+        block_hash=str(values["block_hash"]),
+        tree_size=int(values["tree_size"]),
+        log_root=str(values["log_root"]),
+        event_count=int(values["event_count"]),
+        raw=bytes(values["raw"]),
+        final=bool(values["final"]),
+    )
+
+
+def _refusal(row: Row[Any]) -> Refusal:
+    values = row._mapping
+    conflicting = values["conflicting"]
+    return Refusal(
+        reason=str(values["reason"]),
+        height=None if values["height"] is None else int(values["height"]),
+        raw=bytes(values["raw"]),
+        evidence=json.loads(values["evidence"]),
+        conflicting=None if conflicting is None else bytes(conflicting),
+    )

@@ -1,0 +1,96 @@
+"""The validator's ports: its chain store, in domain words (append a verified block, locate an
+event, read subtree hashes for proofs, keep attestations and refused blocks as evidence)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.attestation import Attestation
+from shared.chain import ChainState, VerifiedBlock
+from shared.merkle import Address
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    """A verified block as stored: its wire JSON and the header fields a query needs."""
+
+    height: int
+    block_hash: str
+    tree_size: int
+    log_root: str
+    event_count: int
+    raw: bytes
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventLocation:
+    """Where a sealed event sits in the log."""
+
+    leaf_index: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A block the validator refused, kept as evidence (raw bytes exactly as received)."""
+
+    reason: str
+    height: int | None
+    raw: bytes
+    evidence: dict[str, Any]
+    #: For an equivocation: the stored block the refused one conflicts with.
+    conflicting: bytes | None = None
+
+
+class ChainStore(Protocol):
+    """What a validator stores. Every method is one transaction."""
+
+    def append(self, verified: VerifiedBlock, *, raw: bytes, offset: int | None) -> None:
+        """Store a verified block, its subtree nodes, its events' locations (the dedup keys)
+        and the new chain state together; `offset` is its `ledger.blocks` position."""
+
+    def state(self) -> ChainState | None:
+        """The chain state after the last stored block (None before genesis)."""
+
+    def head(self) -> StoredBlock | None:
+        """The last stored block."""
+
+    def block_at(self, height: int) -> StoredBlock | None:
+        """The stored block at `height`."""
+
+    def blocks(self, first: int, last: int) -> Iterator[StoredBlock]:
+        """The stored blocks of heights `[first, last]`, in order, read in pages."""
+
+    def sealed_among(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these `(source, id)` belong to stored blocks (one batched read)."""
+
+    def locate(self, source: str, event_id: str) -> EventLocation | None:
+        """Where the event `(source, id)` was sealed."""
+
+    def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
+        """`shared.merkle.SubtreeReader`: the stored perfect-subtree hashes, in one read."""
+
+    def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
+        """Store a verified attestation (False if it was stored already); `offset` is its
+        `ledger.attestations` position."""
+
+    def attestations_at(self, height: int) -> list[Attestation]:
+        """Every stored attestation of `height`."""
+
+    def mark_final(self, height: int) -> None:
+        """Record that the block at `height` reached the quorum."""
+
+    def final_height(self) -> int | None:
+        """The highest final height."""
+
+    def add_refusal(self, refusal: Refusal, *, offset: int | None) -> None:
+        """Keep a refused block as evidence (and move past its `ledger.blocks` offset)."""
+
+    def refusals(self, limit: int = 100) -> list[Refusal]:
+        """The latest refusals, newest first."""
+
+    def cursor(self, topic: str) -> int | None:
+        """The last `topic` offset whose effect is stored."""

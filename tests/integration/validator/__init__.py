@@ -1,0 +1,1 @@
+"""Validator adapters against SQLite, PostgreSQL and the real broker."""

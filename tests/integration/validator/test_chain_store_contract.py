@@ -1,0 +1,173 @@
+"""The validator's ChainStore contract, run against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from services.validator.adapters.sql import (
+    ATTESTATIONS_TOPIC_CURSOR,
+    BLOCKS_TOPIC_CURSOR,
+    SqlChainStore,
+    migrate_chain_store,
+)
+from services.validator.ports import Refusal
+from shared.attestation import sign_attestation
+from shared.block import block_to_json
+from shared.chain import ChainVerifier, VerifiedBlock
+from shared.merkle import (
+    consistency_proof_at,
+    inclusion_proof_at,
+    root_at,
+    verify_consistency,
+    verify_inclusion,
+)
+from tests.integration.store.backends import SQL_BACKENDS, reopen, sql_database
+from tests.unit.core.chainfactory import ChainFactory
+
+pytestmark = pytest.mark.integration
+
+PARAMS = [
+    pytest.param(kind, marks=[pytest.mark.postgres] if kind == "postgres" else [], id=kind)
+    for kind in SQL_BACKENDS
+]
+
+
+@pytest.fixture(params=PARAMS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[SqlChainStore, dict[str, object]]]:
+    with sql_database(request.param, tmp_path) as (database, args):
+        migrate_chain_store(database)
+        migrate_chain_store(database)  # idempotent
+        yield SqlChainStore(database=database), args
+
+
+def _verified_chain(factory: ChainFactory) -> list[VerifiedBlock]:
+    verifier = ChainVerifier(trusted_genesis=factory.genesis_event)
+    return [verifier.verify_block(block) for block in factory.blocks]
+
+
+def _fill(store: SqlChainStore, factory: ChainFactory) -> list[VerifiedBlock]:
+    verified = _verified_chain(factory)
+    for offset, item in enumerate(verified):
+        store.append(item, raw=block_to_json(item.block), offset=offset)
+    return verified
+
+
+def test_an_empty_store_has_no_head_state_or_cursor(
+    backend: tuple[SqlChainStore, dict[str, object]],
+) -> None:
+    store, _ = backend
+    assert store.head() is None
+    assert store.state() is None
+    assert store.block_at(0) is None
+    assert store.cursor(BLOCKS_TOPIC_CURSOR) is None
+    assert store.final_height() is None
+    assert list(store.blocks(0, 10)) == []
+
+
+def test_appended_blocks_are_read_back_with_state_locations_and_cursor(
+    backend: tuple[SqlChainStore, dict[str, object]],
+) -> None:
+    store, _ = backend
+    factory = ChainFactory()
+    factory.seal_many(4, 7)
+    verified = _fill(store, factory)
+    head = store.head()
+    assert head is not None
+    assert head.height == 4
+    assert head.block_hash == factory.blocks[-1].block_hash
+    assert head.tree_size == 29
+    assert head.raw == block_to_json(factory.blocks[-1])
+    state = store.state()
+    assert state is not None
+    assert state.head_hash == factory.state.head_hash
+    assert [b.height for b in store.blocks(1, 3)] == [1, 2, 3]
+    assert store.cursor(BLOCKS_TOPIC_CURSOR) == 4
+    event = factory.blocks[2].events[3]
+    location = store.locate(event["source"], event["id"])
+    assert location is not None
+    assert (location.height, location.leaf_index) == (2, 1 + 7 + 3)
+    assert store.locate("urn:nowhere", "nothing") is None
+    keys = {(event["source"], event["id"]), ("urn:nowhere", "nothing")}
+    assert store.sealed_among(keys) == {(event["source"], event["id"])}
+    assert verified[-1].state.head.tree_size == 29
+
+
+def test_proofs_from_stored_subtrees_verify(
+    backend: tuple[SqlChainStore, dict[str, object]],
+) -> None:
+    store, _ = backend
+    factory = ChainFactory()
+    factory.seal_many(5, 6)
+    verified = _fill(store, factory)
+    leaves = [leaf for item in verified for leaf in item.leaf_hashes]
+    size = len(leaves)
+    root = root_at(store, size)
+    assert root.hex() == factory.blocks[-1].header.log_root
+    for index in (0, 5, 17, size - 1):
+        verify_inclusion(leaves[index], index, size, inclusion_proof_at(store, index, size), root)
+    first = factory.blocks[2].header.tree_size
+    proof = consistency_proof_at(store, first, size)
+    verify_consistency(first, size, root_at(store, first), root, proof)
+    with pytest.raises(KeyError):
+        store.subtree_hashes([(0, size + 5)])
+
+
+def test_a_block_already_stored_cannot_be_appended_twice(
+    backend: tuple[SqlChainStore, dict[str, object]],
+) -> None:
+    store, _ = backend
+    factory = ChainFactory()
+    factory.seal_many(1, 3)
+    verified = _fill(store, factory)
+    with pytest.raises(IntegrityError):
+        store.append(verified[1], raw=block_to_json(verified[1].block), offset=9)
+    assert store.cursor(BLOCKS_TOPIC_CURSOR) == 1  # the failed append left nothing behind
+
+
+def test_attestations_finality_and_refusals(
+    backend: tuple[SqlChainStore, dict[str, object]],
+) -> None:
+    store, _ = backend
+    factory = ChainFactory()
+    factory.seal_many(2, 2)
+    _fill(store, factory)
+    header = factory.blocks[1].header
+    one = sign_attestation(header, factory.keys["validator-1"])
+    two = sign_attestation(header, factory.keys["validator-2"])
+    assert store.add_attestation(one, offset=0)
+    assert not store.add_attestation(one, offset=1)
+    assert store.add_attestation(two, offset=None)
+    assert store.attestations_at(1) == sorted([one, two], key=lambda a: a.validator)
+    assert store.attestations_at(2) == []
+    assert store.cursor(ATTESTATIONS_TOPIC_CURSOR) == 1
+    store.mark_final(0)
+    store.mark_final(1)
+    assert store.final_height() == 1
+    assert store.block_at(1) is not None
+    refusal = Refusal(reason="BlockSignatureError", height=3, raw=b"{bad", evidence={"a": 1})
+    store.add_refusal(refusal, offset=7)
+    equivocation = Refusal(
+        reason="equivocation", height=1, raw=b"{x}", evidence={"b": [1]}, conflicting=b"{y}"
+    )
+    store.add_refusal(equivocation, offset=8)
+    assert store.refusals() == [equivocation, refusal]
+    assert store.cursor(BLOCKS_TOPIC_CURSOR) == 8
+
+
+def test_everything_survives_a_reopen(backend: tuple[SqlChainStore, dict[str, object]]) -> None:
+    store, args = backend
+    factory = ChainFactory()
+    factory.seal_many(2, 3)
+    _fill(store, factory)
+    with reopen(args) as database:
+        again = SqlChainStore(database=database)
+        state = again.state()
+        assert state is not None
+        assert state.head_hash == factory.blocks[-1].block_hash
+        assert again.cursor(BLOCKS_TOPIC_CURSOR) == 2
