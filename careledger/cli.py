@@ -166,7 +166,7 @@ def publish(
 def _read_json_argument(argument: str) -> dict[str, object]:
     if argument == "-":
         text = sys.stdin.read()
-    elif argument.lstrip().startswith("{"):
+    elif argument.lstrip().startswith(("{", "[")):
         text = argument
     elif os.path.exists(argument):
         text = Path(argument).read_text(encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -49,6 +50,19 @@ def run_service(settings_type: type[S], build: Callable[[S], FastAPI]) -> None:
     )
     log.info("listening", extra={"host": settings.host, "port": settings.listen_port})
     server = uvicorn.Server(config)
+    _exit_cleanly_on_stop_signals()
     server.run()
     if not server.started:
         sys.exit(1)
+
+
+def _exit_cleanly_on_stop_signals() -> None:
+    """uvicorn handles SIGTERM/SIGINT itself (graceful shutdown, lifespan stop) and then
+    re-raises the signal to the handler it found. Ours turns that into exit code 0, so a
+    requested stop is not reported as a crash and exit handlers run."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
