@@ -24,6 +24,8 @@ PARAMS = [
     pytest.param(kind, marks=[pytest.mark.postgres] if kind == "postgres" else [], id=kind)
     for kind in BACKENDS
 ]
+#: The back-ends that survive a restart (the memory ones are not durable by design).
+DURABLE_PARAMS = [param for param in PARAMS if param.values[0] != "memory"]
 
 
 @dataclass
@@ -65,6 +67,30 @@ def _sql_outbox(
         outbox=SqlOutbox(database=database),
         reopen=again,
     )
+
+
+@pytest.fixture(params=DURABLE_PARAMS)
+def durable_outbox_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[OutboxBackend]:
+    with sql_database(request.param, tmp_path) as (database, args):
+        opened: list[Database] = []
+        try:
+            yield _sql_outbox(request.param, database, args, opened)
+        finally:
+            for extra in opened:
+                extra.close()
+
+
+@pytest.fixture(params=DURABLE_PARAMS)
+def durable_inbox_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InboxBackend]:
+    with sql_database(request.param, tmp_path) as (database, args):
+        opened: list[Database] = []
+        try:
+            yield _sql_inbox(request.param, database, args, opened)
+        finally:
+            for extra in opened:
+                extra.close()
 
 
 @pytest.fixture(params=PARAMS)

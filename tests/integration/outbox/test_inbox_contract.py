@@ -79,10 +79,9 @@ def test_racing_consumers_apply_an_event_once(inbox_backend: InboxBackend) -> No
     assert wins.count(False) == 25
 
 
-def test_reopening_keeps_processed_keys(inbox_backend: InboxBackend) -> None:
-    if inbox_backend.reopen is None:
-        pytest.skip("the memory inbox is not durable by design")
-    assert _mark(inbox_backend, KEY)
-    again = inbox_backend.reopen()
+def test_reopening_keeps_processed_keys(durable_inbox_backend: InboxBackend) -> None:
+    assert durable_inbox_backend.reopen is not None
+    assert _mark(durable_inbox_backend, KEY)
+    again = durable_inbox_backend.reopen()
     assert not _mark(again, KEY)
     assert _mark(again, ("urn:records", "ev-9"))

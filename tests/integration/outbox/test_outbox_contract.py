@@ -153,14 +153,13 @@ def test_concurrent_writers_all_commit(outbox_backend: OutboxBackend) -> None:
         assert mine == [(f"urn:w{worker}", f"ev-{i}") for i in range(rounds)]
 
 
-def test_reopening_keeps_pending_entries(outbox_backend: OutboxBackend) -> None:
-    if outbox_backend.reopen is None:
-        pytest.skip("the memory outbox is not durable by design")
-    _write(outbox_backend, "a", _event(1), _event(2), _event(3))
-    outbox_backend.outbox.mark_sent([outbox_backend.outbox.pending(1)[0].seq])
-    before = outbox_backend.outbox.pending(10)
+def test_reopening_keeps_pending_entries(durable_outbox_backend: OutboxBackend) -> None:
+    assert durable_outbox_backend.reopen is not None
+    _write(durable_outbox_backend, "a", _event(1), _event(2), _event(3))
+    durable_outbox_backend.outbox.mark_sent([durable_outbox_backend.outbox.pending(1)[0].seq])
+    before = durable_outbox_backend.outbox.pending(10)
 
-    again = outbox_backend.reopen()  # closes the first database, migrates again
+    again = durable_outbox_backend.reopen()  # closes the first database, migrates again
     assert again.outbox.pending(10) == before
     assert again.notes.get("a") == "body of a"
     _write(again, "b", _event(4))
