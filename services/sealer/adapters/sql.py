@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import (
@@ -20,10 +21,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from services.sealer.adapters.positions import positions_from_text, positions_to_text
-from services.sealer.errors import ChainConflictError
+from services.sealer.errors import ChainConflictError, TransientError
 from services.sealer.ports import SealedHead
 from shared.admission import DedupKey
 from shared.block import Block, PartitionKey, block_to_json
@@ -66,6 +67,15 @@ def migrate_sealer(database: Database) -> str | None:
     return migrate(database, SEALER_MIGRATIONS, version_table=SEALER_VERSION_TABLE)
 
 
+@contextmanager
+def _transient() -> Iterator[None]:
+    """A database that cannot be reached (or is locked) is worth retrying; nothing else is."""
+    try:
+        yield
+    except (OperationalError, TimeoutError) as exc:
+        raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+
+
 class SqlChainStore:
     """`ChainStore` on one database: a block, its state and its keys in one transaction."""
 
@@ -73,7 +83,7 @@ class SqlChainStore:
         self._database = database
 
     def head(self) -> SealedHead | None:
-        with self._database.read() as connection:
+        with _transient(), self._database.read() as connection:
             row = connection.execute(select(head_table).where(head_table.c.id == _HEAD_ROW)).first()
             if row is None:
                 return None
@@ -100,7 +110,7 @@ class SqlChainStore:
             "read_positions": positions_to_text(read_positions),
         }
         try:
-            with self._database.transaction() as tx:
+            with _transient(), self._database.transaction() as tx:
                 self._move_head(tx, height, values)
                 tx.execute(
                     insert(blocks_table),
@@ -127,7 +137,7 @@ class SqlChainStore:
         query = select(seen_table.c.height).where(
             seen_table.c.source == key[0], seen_table.c.event_id == key[1]
         )
-        with self._database.read() as connection:
+        with _transient(), self._database.read() as connection:
             return connection.execute(query).first() is not None
 
     def block(self, height: int) -> bytes | None:

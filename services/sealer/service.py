@@ -1,0 +1,320 @@
+"""The sealing use case: read events, admit or reject each, cut blocks, store, publish, commit.
+
+Order of effects per block (principle 3, exactly-once sealing): the rejections read so far
+are delivered, then the block is stored together with the state after it, its `(source, id)`
+keys and the read positions (one transaction), then it is published to `ledger.blocks`, then
+the consumer offsets are committed. Nothing before the store counts: a crash anywhere leaves
+the store at its last block, from which `recover` resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from services.sealer.core.cut import CutPolicy
+from services.sealer.errors import ChainConflictError, SealerError, TransientError
+from services.sealer.ports import (
+    ChainStore,
+    EventSource,
+    LedgerPublisher,
+    SealedHead,
+    SealerMetrics,
+    SourceMessage,
+)
+from shared.admission import DedupKey
+from shared.block import Block, BlockBuilder, PartitionKey, block_to_json, build_genesis_block
+from shared.canonical import canonicalize
+from shared.chain import ChainState, ChainVerifier
+from shared.crypto import SigningKey
+from shared.envelope import EventRejected
+from shared.events.ledger import RejectionRecorded
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SealerStopped(SealerError):  # noqa: N818 - a signal, not a failure
+    """Raised inside the loop when `stop()` interrupts a wait; the open block is dropped
+    (its events are read again at the next start)."""
+
+
+class GenesisMismatchError(SealerError):
+    """The stored chain was started from another genesis than the configured one."""
+
+
+class StoredSeenEvents:
+    """`SeenEvents` read from the chain store. Keys are recorded only by `ChainStore.append`,
+    with their block; the builder's `PendingSeenEvents` holds those of the open block."""
+
+    def __init__(self, store: ChainStore) -> None:
+        self._store = store
+
+    def contains(self, key: DedupKey) -> bool:
+        return self._store.contains(key)
+
+    def add(self, key: DedupKey) -> None:  # noqa: ARG002 - the port's signature
+        raise SealerError("sealed keys are stored with their block, never one by one")
+
+
+class NullMetrics:
+    """`SealerMetrics` that counts nothing (tests that do not look)."""
+
+    def sealed(self, events: int, *, height: int, cut_seconds: float) -> None:
+        pass
+
+    def rejected(self, reason: str) -> None:
+        pass
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sealer:
+    """Seals the input topics into the chain; `run` until `stop`."""
+
+    def __init__(
+        self,
+        *,
+        store: ChainStore,
+        source: EventSource,
+        publisher: LedgerPublisher,
+        key: SigningKey,
+        genesis_event: Mapping[str, Any],
+        policy: CutPolicy,
+        metrics: SealerMetrics | None = None,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        batch_size: int = 500,
+        idle_wait: float = 0.5,
+        publish_timeout: float = 10.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._source = source
+        self._publisher = publisher
+        self._key = key
+        self._genesis_event = dict(genesis_event)
+        self._policy = policy
+        self._metrics: SealerMetrics = metrics or NullMetrics()
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self._batch_size = batch_size
+        self._idle_wait = idle_wait
+        self._publish_timeout = publish_timeout
+        self._max_backoff = max_backoff
+        self._seen = StoredSeenEvents(store)
+        self._stopping = threading.Event()
+        self._state: ChainState | None = None
+        self._builder: BlockBuilder | None = None
+        self._opened_at: float | None = None
+        self._positions: dict[PartitionKey, int] = {}
+        #: Why the sealer is not making progress right now (None: it is), for /readyz.
+        self.trouble: str | None = "not started"
+
+    @property
+    def state(self) -> ChainState | None:
+        """The state after the last stored block (None before `recover`)."""
+        return self._state
+
+    def stop(self) -> None:
+        """Ask `run` (and any retry wait) to return; safe from any thread, idempotent."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # --- start -------------------------------------------------------------------------
+
+    def recover(self) -> SealedHead:
+        """Load the head (sealing genesis on an empty store), re-publish the last block and
+        open the input topics just past everything sealed or rejected before it."""
+        head = self._retry(self._store.head, "read the chain store")
+        if head is None:
+            head = self._seal_genesis()
+        elif canonicalize(dict(head.state.genesis_event)) != canonicalize(self._genesis_event):
+            raise GenesisMismatchError("the stored chain has another genesis than the one given")
+        self._state = head.state
+        positions = {key: offset + 1 for key, offset in head.state.last_offsets.items()}
+        for key, offset in head.read_positions.items():
+            positions[key] = max(offset, positions.get(key, 0))
+        self._positions = positions
+        self._retry(lambda: self._publish(head.height, head.block), "re-publish the last block")
+        self._retry(lambda: self._source.open(positions), "open the input topics")
+        log.info("sealer resumes", extra={"height": head.height, "partitions": len(positions)})
+        self.trouble = None
+        return head
+
+    def _seal_genesis(self) -> SealedHead:
+        block = build_genesis_block(self._genesis_event, self._key, self._wall_clock())
+        state = ChainVerifier(trusted_genesis=self._genesis_event).verify_block(block).state
+        key = (str(self._genesis_event["source"]), str(self._genesis_event["id"]))
+        self._retry(lambda: self._append(block, state, [key], {}), "store the genesis block")
+        log.info("genesis sealed", extra={"block_hash": block.block_hash})
+        return SealedHead(state=state, block=block_to_json(block), read_positions={})
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """`recover`, then seal until `stop` (the open block is dropped, not half-sealed)."""
+        try:
+            self.recover()
+            while not self._stopping.is_set():
+                self.step()
+        except SealerStopped:
+            pass
+        finally:
+            self._builder = None
+            self._opened_at = None
+
+    def step(self) -> None:
+        """Read one batch (waiting at most what the open block may still wait), admit or
+        reject each message, and cut whenever the policy says so."""
+        wait = self._policy.wait_budget(
+            opened_at=self._opened_at, now=self._monotonic(), idle=self._idle_wait
+        )
+        messages = self._retry(
+            lambda: self._source.poll(max_messages=self._batch_size, timeout=wait),
+            "read the input topics",
+        )
+        for message in messages:
+            self._take(message)
+            self._cut_if_due()
+        self._cut_if_due()
+
+    def _take(self, message: SourceMessage) -> None:
+        state = self._state
+        if state is None:
+            raise SealerError("recover() first")
+        builder = self._builder
+        if builder is None or builder.event_count == 0:
+            # Opened afresh while empty, so `sealed_at` (the admission time) is that of the
+            # block's first event, not of a rejected one long before.
+            builder = state.open_block(sealed_at=self._wall_clock(), seen=self._seen)
+            self._builder = builder
+        try:
+            builder.admit(
+                message.value,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
+        except EventRejected as exc:
+            self._reject(message, exc)
+        else:
+            if self._opened_at is None:
+                self._opened_at = self._monotonic()
+        self._positions[(message.topic, message.partition)] = message.offset + 1
+
+    def _reject(self, message: SourceMessage, exc: EventRejected) -> None:
+        record = RejectionRecorded.of(
+            exc,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            raw=message.value,
+        )
+        self._publisher.publish_rejection(record.model_dump_json().encode())
+        self._metrics.rejected(exc.reason.value)
+        log.info(
+            "event rejected",
+            extra={
+                "reason": exc.reason.value,
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+            },
+        )
+
+    def _cut_if_due(self) -> None:
+        builder = self._builder
+        if builder is None or not self._policy.should_cut(
+            event_count=builder.event_count,
+            byte_size=builder.byte_size,
+            opened_at=self._opened_at,
+            now=self._monotonic(),
+        ):
+            return
+        self.cut()
+
+    def cut(self) -> Block | None:
+        """Seal the open block now (None if it is empty): store, publish, commit."""
+        builder, state, opened_at = self._builder, self._state, self._opened_at
+        if builder is None or state is None or builder.event_count == 0:
+            return None
+        block = builder.seal(self._key)
+        next_state = state.advance(builder, block.header)
+        positions = dict(self._positions)
+        keys = builder.dedup_keys
+        self._retry(
+            lambda: self._publisher.flush(timeout=self._publish_timeout), "deliver rejections"
+        )
+        self._retry(lambda: self._append(block, next_state, keys, positions), "store the block")
+        self._state = next_state
+        self._builder = None
+        self._opened_at = None
+        height = block.header.height
+        self._retry(lambda: self._publish(height, block_to_json(block)), "publish the block")
+        self._commit(positions)
+        elapsed = self._monotonic() - (opened_at if opened_at is not None else self._monotonic())
+        self._metrics.sealed(builder.event_count, height=height, cut_seconds=elapsed)
+        log.info(
+            "block sealed",
+            extra={"height": height, "events": builder.event_count, "block_hash": block.block_hash},
+        )
+        return block
+
+    # --- effects -----------------------------------------------------------------------
+
+    def _append(
+        self,
+        block: Block,
+        state: ChainState,
+        keys: list[DedupKey],
+        positions: Mapping[PartitionKey, int],
+    ) -> None:
+        try:
+            self._store.append(block, state, keys, positions)
+        except ChainConflictError:
+            # A commit whose acknowledgement was lost, retried: the block is there already.
+            head = self._store.head()
+            if head is None or head.state.head_hash != block.block_hash:
+                raise
+            log.info("block found stored after a retry", extra={"height": block.header.height})
+
+    def _publish(self, height: int, value: bytes) -> None:
+        self._publisher.publish_block(height, value, timeout=self._publish_timeout)
+
+    def _commit(self, positions: Mapping[PartitionKey, int]) -> None:
+        try:
+            self._source.commit(positions)
+        except TransientError as exc:
+            # Informational only: the store, not the broker, says where to resume.
+            log.warning("offsets not committed", extra={"error": str(exc)})
+
+    def _retry(self, action: Callable[[], T], what: str) -> T:
+        """Run `action`, retrying `TransientError` with exponential back-off until it works or
+        `stop` is called (then `SealerStopped`). Order is kept: nothing else runs meanwhile."""
+        delay = 0.05
+        while True:
+            if self._stopping.is_set():
+                raise SealerStopped(what)
+            try:
+                result = action()
+            except TransientError as exc:
+                self.trouble = f"cannot {what}: {exc}"
+                log.warning("retrying", extra={"action": what, "error": str(exc), "delay": delay})
+                if self._stopping.wait(delay):
+                    raise SealerStopped(what) from exc
+                delay = min(delay * 2, self._max_backoff)
+            else:
+                if self.trouble is not None and self._state is not None:
+                    self.trouble = None
+                return result
