@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+from shared.block import ChainError
 from shared.errors import CareLedgerError
 
 
 class ValidatorError(CareLedgerError):
     """Base class of the validator service's deliberate errors."""
+
+
+class NoChainYetError(ValidatorError):
+    """No block has been verified yet: there is no head to answer from."""
+
+
+class UnknownBlockError(ValidatorError):
+    """No stored block at that height."""
+
+
+class UnknownEventError(ValidatorError):
+    """No sealed event with that `(source, id)`."""
+
+
+class ProofRequestError(ValidatorError, ValueError):
+    """The sizes asked for do not name a proof of the stored log (e.g. beyond the head)."""
+
+
+class EquivocationError(ChainError):
+    """Two different blocks at one height, both signed by the genesis sealer."""
+
+
+class DuplicateMismatchError(ChainError):
+    """A block with the hash of a stored block but other contents (events swapped in)."""

@@ -94,3 +94,26 @@ class ChainStore(Protocol):
 
     def cursor(self, topic: str) -> int | None:
         """The last `topic` offset whose effect is stored."""
+
+
+class AttestationPublisher(Protocol):
+    """Sends the validator's own attestations to `ledger.attestations`."""
+
+    def publish(self, attestation: Attestation) -> None:
+        """Hand one attestation to the broker (delivery is at least once)."""
+
+
+class ValidatorMetrics(Protocol):
+    """What the validation loop reports; bound to Prometheus by `adapters.metrics`."""
+
+    def block_verified(self, *, height: int, events: int, seconds: float) -> None:
+        """A block verified and was stored."""
+
+    def block_refused(self, *, reason: str) -> None:
+        """A block was refused (`reason` is an error class name: a bounded set)."""
+
+    def attestation_refused(self, *, reason: str) -> None:
+        """An attestation did not verify and was dropped."""
+
+    def finalized(self, *, height: int) -> None:
+        """The block at `height` reached the quorum."""

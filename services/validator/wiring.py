@@ -5,12 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.validator import __version__
+from services.validator.adapters.http import validator_router
+from services.validator.adapters.kafka import KafkaAttestationPublisher, ValidationLoop
+from services.validator.adapters.metrics import PrometheusValidatorMetrics
+from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
 from services.validator.config import ValidatorSettings
+from services.validator.service import ChainQueries, Validator
 from shared.runtime.app import service_app
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.server import run_service
 from shared.store import open_database
+from shared.topics import LEDGER_ATTESTATIONS, LEDGER_BLOCKS
 
 
 def build(settings: ValidatorSettings) -> FastAPI:
@@ -18,8 +24,30 @@ def build(settings: ValidatorSettings) -> FastAPI:
         settings, role="validator", dids=lambda genesis: set(genesis.validators)
     )
     database = open_database(settings.resolved_database_url)
+    migrate_chain_store(database)
     metrics = ServiceMetrics(
         service="validator", instance=settings.instance_name, version=__version__
+    )
+    store = SqlChainStore(database=database)
+    topics = settings.topics
+    kafka = settings.kafka()
+    publisher = KafkaAttestationPublisher(kafka=kafka, topic=topics.physical(LEDGER_ATTESTATIONS))
+    validator = Validator(
+        store=store,
+        key=identity.key,
+        genesis=identity.genesis,
+        genesis_event=identity.genesis_event,
+        publisher=publisher,
+        metrics=PrometheusValidatorMetrics(metrics.registry),
+    )
+    loop = ValidationLoop(
+        validator=validator,
+        store=store,
+        publisher=publisher,
+        kafka=kafka,
+        blocks_topic=topics.physical(LEDGER_BLOCKS),
+        attestations_topic=topics.physical(LEDGER_ATTESTATIONS),
+        client_name=settings.instance_name,
     )
     return service_app(
         settings,
@@ -27,6 +55,8 @@ def build(settings: ValidatorSettings) -> FastAPI:
         identity=identity,
         database=database,
         metrics=metrics,
+        components=[loop],
+        routers=[validator_router(ChainQueries(store=store, validator=validator))],
     )
 
 

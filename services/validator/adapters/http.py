@@ -1,0 +1,73 @@
+"""The validator's HTTP API (brief: `/v1/head`, `/v1/blocks/{height}`, `/v1/proofs/*`) and
+`/v1/chain` (NDJSON export). Translates `ChainQueries` answers and errors, nothing more."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
+
+from services.validator.errors import (
+    NoChainYetError,
+    ProofRequestError,
+    UnknownBlockError,
+    UnknownEventError,
+)
+from services.validator.service import ChainQueries
+
+NDJSON = "application/x-ndjson"
+
+
+def validator_router(queries: ChainQueries) -> APIRouter:
+    """The `/v1` routes over one validator's store. Handlers are sync: FastAPI runs them in
+    its thread pool, so store reads never block the event loop."""
+    router = APIRouter(prefix="/v1", tags=["validator"])
+
+    @router.get("/head")
+    def head() -> dict[str, Any]:
+        """The last verified block, the highest final height, attestations, any fault."""
+        try:
+            return queries.head()
+        except NoChainYetError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+
+    @router.get("/blocks/{height}")
+    def block(height: int) -> dict[str, Any]:
+        """A verified block with the attestations collected for it."""
+        try:
+            return queries.block(height)
+        except UnknownBlockError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+
+    @router.get("/proofs/inclusion")
+    def inclusion(
+        source: str,
+        event_id: Annotated[str, Query(alias="id")],
+        tree_size: Annotated[int | None, Query()] = None,
+    ) -> dict[str, Any]:
+        """RFC 9162 inclusion proof of the event `(source, id)` in the tree of `tree_size`."""
+        try:
+            return queries.inclusion(source, event_id, tree_size)
+        except UnknownEventError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        except (ProofRequestError, NoChainYetError) as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+    @router.get("/proofs/consistency")
+    def consistency(first: int, second: int) -> dict[str, Any]:
+        """RFC 9162 consistency proof between two tree sizes of this validator's log."""
+        try:
+            return queries.consistency(first, second)
+        except (ProofRequestError, NoChainYetError) as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+    @router.get("/chain")
+    def chain(
+        first: Annotated[int, Query(alias="from", ge=0)] = 0,
+        last: Annotated[int | None, Query(alias="to", ge=0)] = None,
+    ) -> StreamingResponse:
+        """The verified blocks `[from, to]` as NDJSON, one block per line, for export."""
+        return StreamingResponse(queries.chain(first, last), media_type=NDJSON)
+
+    return router

@@ -1,0 +1,187 @@
+"""The validation loop on Kafka: `ledger.blocks` and `ledger.attestations` read with
+`assign()` (one partition each, no consumer group), attestations published back.
+
+Positions live in the validator's store with the effects they caused, so a restarted
+validator resumes after the last stored block, and catches up from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from services.validator.ports import ChainStore
+from services.validator.service import Validator
+from shared.attestation import Attestation
+from shared.kafka import KafkaSettings
+from shared.runtime.component import NotReadyError
+
+log = logging.getLogger(__name__)
+
+BLOCKS_CURSOR = "ledger.blocks"
+ATTESTATIONS_CURSOR = "ledger.attestations"
+_BATCH = 200
+_POLL_SECONDS = 0.2
+_MAX_BACKOFF = 5.0
+
+
+class KafkaAttestationPublisher:
+    """`AttestationPublisher` on a confluent-kafka producer (opened by the loop)."""
+
+    def __init__(
+        self,
+        *,
+        kafka: KafkaSettings,
+        topic: str,
+        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
+    ) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._factory = producer_factory
+        self._producer: Any = None
+
+    def open(self) -> None:
+        if self._producer is None:
+            self._producer = self._factory(self._kafka.producer_config())
+
+    def publish(self, attestation: Attestation) -> None:
+        if self._producer is None:
+            raise RuntimeError("the attestation publisher is not open")
+        value = attestation.model_dump_json().encode()
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic,
+                    key=str(attestation.height).encode(),
+                    value=value,
+                    on_delivery=_report_delivery,
+                )
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._producer is not None:
+            left = self._producer.flush(timeout)
+            if left:
+                log.warning("attestations not delivered at shutdown", extra={"count": left})
+            self._producer = None
+
+
+def _report_delivery(err: KafkaError | None, _msg: Message) -> None:
+    if err is not None:
+        # Lost attestations are re-made when the block is seen again (sealer republish,
+        # restart); until then finality waits for the other validators.
+        log.error("attestation not delivered", extra={"error": str(err)})
+
+
+class ValidationLoop:
+    """The validator's consuming thread, as a Component (`/readyz` shows its state)."""
+
+    name = "validation"
+
+    def __init__(
+        self,
+        *,
+        validator: Validator,
+        store: ChainStore,
+        publisher: KafkaAttestationPublisher,
+        kafka: KafkaSettings,
+        blocks_topic: str,
+        attestations_topic: str,
+        client_name: str,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+    ) -> None:
+        self._validator = validator
+        self._store = store
+        self._publisher = publisher
+        self._kafka = kafka
+        self._blocks_topic = blocks_topic
+        self._attestations_topic = attestations_topic
+        self._client_name = client_name
+        self._consumer_factory = consumer_factory
+        self._consumer: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._trouble: str | None = None
+
+    def start(self) -> None:
+        self._validator.restore()
+        self._publisher.open()
+        config = self._kafka.consumer_config(
+            f"careledger-{self._client_name}", **{"enable.partition.eof": False}
+        )
+        self._consumer = self._consumer_factory(config)
+        self._consumer.assign(
+            [
+                TopicPartition(self._blocks_topic, 0, _next(self._store.cursor(BLOCKS_CURSOR))),
+                TopicPartition(
+                    self._attestations_topic, 0, _next(self._store.cursor(ATTESTATIONS_CURSOR))
+                ),
+            ]
+        )
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="validation", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        self._publisher.close()
+
+    def check(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            raise NotReadyError("the validation loop is not running")
+        if self._trouble is not None:
+            raise NotReadyError(self._trouble)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            messages = self._consumer.consume(num_messages=_BATCH, timeout=_POLL_SECONDS)
+            for message in messages:
+                if self._stop.is_set():
+                    return  # not handled: read again from the stored cursor next start
+                if message.error() is not None:
+                    log.warning("consumer error", extra={"error": str(message.error())})
+                    continue
+                self._handle(message)
+
+    def _handle(self, message: Message) -> None:
+        """Apply one message, retrying with backoff while the store fails (transient)."""
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                value = message.value() or b""
+                if message.topic() == self._blocks_topic:
+                    self._validator.receive_block(value, offset=message.offset())
+                else:
+                    self._validator.receive_attestation(value, offset=message.offset())
+            except Exception as exc:
+                self._trouble = f"retrying after {type(exc).__name__}"
+                log.exception("message not applied; retrying", extra={"topic": message.topic()})
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+            else:
+                self._trouble = None
+                return
+
+
+def _next(cursor: int | None) -> int:
+    return OFFSET_BEGINNING if cursor is None else cursor + 1

@@ -1,0 +1,385 @@
+"""The validator's use cases: verify each block of `ledger.blocks` from scratch, store it,
+attest it, collect attestations, track finality; and answer heads, blocks and proofs.
+
+Trusts nothing from the sealer: every block goes through `shared.chain.ChainVerifier`,
+restored from the stored state. A refused block is kept as evidence and the head stays put.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.validator.errors import (
+    DuplicateMismatchError,
+    EquivocationError,
+    NoChainYetError,
+    ProofRequestError,
+    UnknownBlockError,
+    UnknownEventError,
+)
+from services.validator.ports import (
+    AttestationPublisher,
+    ChainStore,
+    Refusal,
+    StoredBlock,
+    ValidatorMetrics,
+)
+from shared.admission import InMemorySeenEvents
+from shared.attestation import (
+    Attestation,
+    AttestationError,
+    AttestationMismatchError,
+    FinalityConflictError,
+    final_block_hash,
+    sign_attestation,
+    verify_attestation,
+)
+from shared.block import Block, ChainError, block_from_json, block_to_json, verify_block_signature
+from shared.chain import ChainState, ChainVerifier
+from shared.crypto import SigningKey
+from shared.genesis import GenesisConfig
+from shared.merkle import (
+    MerkleArgumentError,
+    consistency_proof_at,
+    inclusion_proof_at,
+    root_at,
+)
+
+log = logging.getLogger(__name__)
+
+EQUIVOCATION = "equivocation"
+
+
+class Validator:
+    """The validation loop's use cases. One thread drives it (the Kafka adapter)."""
+
+    def __init__(
+        self,
+        *,
+        store: ChainStore,
+        key: SigningKey,
+        genesis: GenesisConfig,
+        genesis_event: dict[str, Any],
+        publisher: AttestationPublisher,
+        metrics: ValidatorMetrics,
+    ) -> None:
+        self._store = store
+        self._key = key
+        self._genesis = genesis
+        self._genesis_event = genesis_event
+        self._publisher = publisher
+        self._metrics = metrics
+        self._state: ChainState | None = None
+        self._fault: Refusal | None = None
+
+    @property
+    def state(self) -> ChainState | None:
+        return self._state
+
+    @property
+    def fault(self) -> dict[str, Any] | None:
+        """Why the last block was refused, while the head has not moved past it (an
+        equivocation stays until an operator acts)."""
+        if self._fault is None:
+            return None
+        return {"reason": self._fault.reason, **self._fault.evidence}
+
+    def restore(self) -> None:
+        """Resume from the store: its chain state, and the last fault still pending."""
+        self._state = self._store.state()
+        head = -1 if self._state is None else self._state.head.height
+        latest = self._store.refusals(limit=1)
+        if latest:
+            refusal = latest[0]
+            if refusal.reason == EQUIVOCATION or refusal.height is None or refusal.height > head:
+                self._fault = refusal
+        if self._state is not None:
+            self._metrics.block_verified(height=head, events=0, seconds=0.0)
+            final = self._store.final_height()
+            if final is not None:
+                self._metrics.finalized(height=final)
+
+    # --- blocks ----------------------------------------------------------------------
+
+    def receive_block(self, raw: bytes, *, offset: int | None = None) -> Attestation | None:
+        """Verify, store and attest one `ledger.blocks` message; return the attestation made
+        (None when it was refused or ignored). Store errors propagate: retry the message."""
+        started = time.perf_counter()
+        try:
+            block = block_from_json(raw)
+        except ChainError as exc:
+            self._refuse(raw, exc, height=None, offset=offset)
+            return None
+        height = block.header.height
+        head = -1 if self._state is None else self._state.head.height
+        if height <= head:
+            return self._receive_stored_height(raw, block, offset=offset)
+        try:
+            verified = self._verifier(block).verify_block(block)
+        except ChainError as exc:
+            self._refuse(raw, exc, height=height, offset=offset)
+            return None
+        self._store.append(verified, raw=block_to_json(block), offset=offset)
+        self._state = verified.state
+        if self._fault is not None and self._fault.reason != EQUIVOCATION:
+            self._fault = None
+        self._metrics.block_verified(
+            height=height, events=len(block.events), seconds=time.perf_counter() - started
+        )
+        return self._attest(block)
+
+    def _verifier(self, block: Block) -> ChainVerifier:
+        # The sealed keys the block's events could clash with, read in one query: the
+        # verifier then checks admission against them without a read per event.
+        keys = [
+            (event["source"], event["id"])
+            for event in block.events
+            if isinstance(event.get("source"), str) and isinstance(event.get("id"), str)
+        ]
+        return ChainVerifier(
+            seen=InMemorySeenEvents(self._store.sealed_among(keys)),
+            trusted_genesis=self._genesis_event,
+            state=self._state,
+        )
+
+    def _receive_stored_height(
+        self, raw: bytes, block: Block, *, offset: int | None
+    ) -> Attestation | None:
+        height = block.header.height
+        stored = self._store.block_at(height)
+        if stored is None:  # pragma: no cover - heights up to the head are all stored
+            raise RuntimeError(f"no stored block at {height} below the head")
+        if stored.block_hash == block.block_hash:
+            if stored.raw == block_to_json(block):
+                # An identical duplicate (a restarted sealer republishes its last block):
+                # attest again, in case our attestation was lost with a crash.
+                return self._attest(block)
+            error: ChainError = DuplicateMismatchError(
+                "a block with a stored block's hash but other events",
+                expected=stored.block_hash,
+                height=height,
+            )
+            self._refuse(raw, error, height=height, offset=offset, conflicting=stored.raw)
+            return None
+        try:
+            verify_block_signature(block, self._genesis.sealer)
+        except ChainError as exc:
+            self._refuse(raw, exc, height=height, offset=offset)
+            return None
+        alarm = EquivocationError(
+            "the sealer signed two different blocks at one height",
+            expected=stored.block_hash,
+            computed=block.block_hash,
+            height=height,
+        )
+        self._refuse(raw, alarm, height=height, offset=offset, conflicting=stored.raw)
+        return None
+
+    def _refuse(
+        self,
+        raw: bytes,
+        error: ChainError,
+        *,
+        height: int | None,
+        offset: int | None,
+        conflicting: bytes | None = None,
+    ) -> None:
+        reason = EQUIVOCATION if isinstance(error, EquivocationError) else type(error).__name__
+        refusal = Refusal(
+            reason=reason,
+            height=height,
+            raw=raw,
+            evidence=_jsonable(error.evidence()),
+            conflicting=conflicting,
+        )
+        self._store.add_refusal(refusal, offset=offset)
+        if self._fault is None or self._fault.reason != EQUIVOCATION:
+            self._fault = refusal
+        self._metrics.block_refused(reason=reason)
+        # Evidence carries hashes, heights and field names, never event contents.
+        log.error(
+            "block refused",
+            extra={"reason": reason, "height": height, "detail": error.message},
+        )
+
+    def _attest(self, block: Block) -> Attestation:
+        attestation = sign_attestation(block.header, self._key)
+        self._store.add_attestation(attestation, offset=None)
+        self._publisher.publish(attestation)
+        self._update_finality(block.header.height)
+        return attestation
+
+    # --- attestations ----------------------------------------------------------------
+
+    def receive_attestation(self, raw: bytes, *, offset: int | None = None) -> bool:
+        """Verify and store one `ledger.attestations` message; True if it was new."""
+        try:
+            attestation = Attestation.model_validate_json(raw)
+            verify_attestation(
+                attestation,
+                chain_id=self._genesis.chain_id,
+                validators=self._genesis.validators,
+            )
+            stored = self._store.block_at(attestation.height)
+            if stored is not None and stored.block_hash == attestation.block_hash:
+                _check_describes(attestation, stored)
+        except (ValidationError, AttestationError) as exc:
+            reason = (
+                "AttestationFormatError"
+                if isinstance(exc, ValidationError)
+                else (type(exc).__name__)
+            )
+            self._metrics.attestation_refused(reason=reason)
+            log.warning("attestation refused", extra={"reason": reason})
+            return False
+        added = self._store.add_attestation(attestation, offset=offset)
+        if stored is not None and stored.block_hash != attestation.block_hash:
+            log.error(
+                "a validator attests another block than ours",
+                extra={"height": attestation.height, "validator": attestation.validator},
+            )
+        if added:
+            self._update_finality(attestation.height)
+        return added
+
+    def _update_finality(self, height: int) -> None:
+        stored = self._store.block_at(height)
+        if stored is None or stored.final:
+            return
+        try:
+            final = final_block_hash(
+                self._store.attestations_at(height),
+                height=height,
+                quorum=self._genesis.quorum,
+                validators=self._genesis.validators,
+            )
+        except FinalityConflictError as exc:
+            log.error("finality conflict", extra={"height": height, "detail": exc.message})
+            return
+        if final is None:
+            return
+        if final != stored.block_hash:
+            log.error("the quorum finalised another block than ours", extra={"height": height})
+            return
+        self._store.mark_final(height)
+        self._metrics.finalized(height=height)
+
+
+class ChainQueries:
+    """The read side the HTTP API serves: heads, blocks and proofs from the store."""
+
+    def __init__(self, *, store: ChainStore, validator: Validator) -> None:
+        self._store = store
+        self._validator = validator
+
+    def head(self) -> dict[str, Any]:
+        """`/v1/head`: the last verified block, the final height, and any pending fault."""
+        head = self._store.head()
+        if head is None:
+            fault = self._validator.fault
+            raise NoChainYetError("no block verified yet" + (f": {fault}" if fault else ""))
+        body: dict[str, Any] = {
+            "height": head.height,
+            "block_hash": head.block_hash,
+            "tree_size": head.tree_size,
+            "log_root": head.log_root,
+            "final_height": self._store.final_height(),
+            "attestations": self._attestations(head.height),
+        }
+        fault = self._validator.fault
+        if fault is not None:
+            body["fault"] = fault
+        return body
+
+    def block(self, height: int) -> dict[str, Any]:
+        """`/v1/blocks/{height}`: the block as stored plus its attestations."""
+        stored = self._store.block_at(height)
+        if stored is None:
+            raise UnknownBlockError(f"no verified block at height {height}")
+        body: dict[str, Any] = json.loads(stored.raw)
+        body["attestations"] = self._attestations(height)
+        return body
+
+    def chain(self, first: int, last: int | None) -> Iterator[bytes]:
+        """`/v1/chain`: the stored blocks as NDJSON lines."""
+        head = self._store.head()
+        if head is None:
+            return
+        for stored in self._store.blocks(first, head.height if last is None else last):
+            yield stored.raw + b"\n"
+
+    def inclusion(self, source: str, event_id: str, tree_size: int | None) -> dict[str, Any]:
+        """`/v1/proofs/inclusion`: the event, its leaf, and its audit path to a tree size."""
+        location = self._store.locate(source, event_id)
+        if location is None:
+            raise UnknownEventError("no sealed event with this source and id")
+        head = self._head()
+        size = head.tree_size if tree_size is None else tree_size
+        if not location.leaf_index < size <= head.tree_size:
+            raise ProofRequestError(
+                f"tree_size must be in ({location.leaf_index}, {head.tree_size}]"
+            )
+        stored = self._store.block_at(location.height)
+        if stored is None:  # pragma: no cover - stored with the location
+            raise UnknownBlockError(f"no verified block at height {location.height}")
+        events = json.loads(stored.raw)["events"]
+        event = events[location.leaf_index - (stored.tree_size - stored.event_count)]
+        # Leaf hashes are the level-0 subtree nodes: one batched read with the path.
+        leaf, root = (
+            self._store.subtree_hashes([(0, location.leaf_index)])[0],
+            root_at(self._store, size),
+        )
+        path = inclusion_proof_at(self._store, location.leaf_index, size)
+        return {
+            "height": location.height,
+            "leaf_index": location.leaf_index,
+            "tree_size": size,
+            "leaf_hash": leaf.hex(),
+            "audit_path": [node.hex() for node in path],
+            "log_root": root.hex(),
+            "event": event,
+        }
+
+    def consistency(self, first: int, second: int) -> dict[str, Any]:
+        """`/v1/proofs/consistency`: PROOF(first, D[second]) for sizes up to the head's."""
+        head = self._head()
+        if not 1 <= first <= second <= head.tree_size:
+            raise ProofRequestError(f"need 1 <= first <= second <= {head.tree_size}")
+        try:
+            proof = consistency_proof_at(self._store, first, second)
+        except MerkleArgumentError as exc:  # pragma: no cover - sizes checked above
+            raise ProofRequestError(str(exc)) from exc
+        return {"first": first, "second": second, "proof": [node.hex() for node in proof]}
+
+    def _head(self) -> StoredBlock:
+        head = self._store.head()
+        if head is None:
+            raise NoChainYetError("no block verified yet")
+        return head
+
+    def _attestations(self, height: int) -> list[dict[str, Any]]:
+        return [a.model_dump(mode="json") for a in self._store.attestations_at(height)]
+
+
+def _check_describes(attestation: Attestation, stored: StoredBlock) -> None:
+    for name, value in (("tree_size", stored.tree_size), ("log_root", stored.log_root)):
+        if getattr(attestation, name) != value:
+            raise AttestationMismatchError(
+                f"the attestation's {name} is not the block's",
+                expected=value,
+                computed=getattr(attestation, name),
+                field=name,
+                validator=attestation.validator,
+                height=stored.height,
+            )
+
+
+def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(json.dumps(value, default=str))
+    return result

@@ -1,0 +1,83 @@
+"""A validator over an SQLite file with a recording publisher, and its HTTP app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from services.validator.adapters.http import validator_router
+from services.validator.adapters.metrics import PrometheusValidatorMetrics
+from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
+from services.validator.service import ChainQueries, Validator
+from shared.attestation import Attestation
+from shared.store import Database, open_database
+from tests.unit.core.chainfactory import ChainFactory
+
+
+@dataclass
+class RecordingPublisher:
+    sent: list[Attestation] = field(default_factory=list)
+
+    def publish(self, attestation: Attestation) -> None:
+        self.sent.append(attestation)
+
+
+@dataclass
+class Rig:
+    factory: ChainFactory
+    database: Database
+    store: SqlChainStore
+    publisher: RecordingPublisher
+    registry: CollectorRegistry
+    validator: Validator
+    client: TestClient
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        value = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if value is None else value
+
+    def restarted(self, name: str = "validator-1") -> Validator:
+        """Another validator process over the same store."""
+        validator = make_validator(self.factory, self.store, self.publisher, name=name)
+        validator.restore()
+        return validator
+
+
+def make_validator(
+    factory: ChainFactory,
+    store: SqlChainStore,
+    publisher: RecordingPublisher,
+    *,
+    name: str = "validator-1",
+    registry: CollectorRegistry | None = None,
+) -> Validator:
+    return Validator(
+        store=store,
+        key=factory.keys[name],
+        genesis=factory.config,
+        genesis_event=factory.genesis_event,
+        publisher=publisher,
+        metrics=PrometheusValidatorMetrics(registry or CollectorRegistry()),
+    )
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    factory = ChainFactory()
+    with open_database("sqlite:///validator.db", data_dir=tmp_path) as database:
+        migrate_chain_store(database)
+        store = SqlChainStore(database=database)
+        publisher = RecordingPublisher()
+        registry = CollectorRegistry()
+        validator = make_validator(factory, store, publisher, registry=registry)
+        validator.restore()
+        app = FastAPI()
+        app.include_router(validator_router(ChainQueries(store=store, validator=validator)))
+        with TestClient(app) as client:
+            yield Rig(factory, database, store, publisher, registry, validator, client)

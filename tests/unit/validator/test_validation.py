@@ -1,0 +1,161 @@
+"""The validator's use cases over a real SQLite store: verify, store, attest, refuse, finalise."""
+
+from __future__ import annotations
+
+import json
+
+from shared.attestation import sign_attestation, verify_attestation
+from shared.block import block_to_json
+from shared.crypto import b64url_encode
+from tests.unit.core.chainfactory import ChainFactory, key_for
+from tests.unit.validator.conftest import Rig
+
+
+def _feed(rig: Rig, start: int = 0) -> None:
+    for offset, block in enumerate(rig.factory.blocks[start:], start=start):
+        rig.validator.receive_block(block_to_json(block), offset=offset)
+
+
+def test_every_block_is_stored_and_attested(rig: Rig) -> None:
+    rig.factory.seal_many(4, 5)
+    _feed(rig)
+    head = rig.store.head()
+    assert head is not None
+    assert (head.height, head.block_hash) == (4, rig.factory.blocks[-1].block_hash)
+    assert [a.height for a in rig.publisher.sent] == [0, 1, 2, 3, 4]
+    for attestation, block in zip(rig.publisher.sent, rig.factory.blocks, strict=True):
+        verify_attestation(
+            attestation,
+            chain_id=rig.factory.chain_id,
+            validators=rig.factory.config.validators,
+            header=block.header,
+        )
+    assert rig.metric("careledger_validator_height") == 4
+    assert rig.metric("careledger_validator_blocks_verified_total") == 5
+    assert rig.metric("careledger_validator_events_verified_total") == 21
+    assert rig.validator.fault is None
+
+
+def test_an_identical_duplicate_is_ignored_but_attested_again(rig: Rig) -> None:
+    rig.factory.seal_many(2, 2)
+    _feed(rig)
+    rig.validator.receive_block(block_to_json(rig.factory.blocks[1]), offset=3)
+    assert rig.store.refusals() == []
+    assert rig.publisher.sent[-1] == rig.publisher.sent[1]
+    assert rig.validator.fault is None
+
+
+def test_a_tampered_block_is_refused_with_evidence_and_the_head_stays(rig: Rig) -> None:
+    rig.factory.seal_many(2, 3)
+    _feed(rig)
+    good = rig.factory.blocks[-1]
+    rig.factory.seal_many(1, 3)
+    nxt = rig.factory.blocks[-1]
+    value = json.loads(block_to_json(nxt))
+    value["events"][1]["data"]["n"] = 999  # a sealed event altered after signing
+    rig.validator.receive_block(json.dumps(value).encode(), offset=3)
+    head = rig.store.head()
+    assert head is not None
+    assert head.block_hash == good.block_hash
+    refusal = rig.store.refusals()[0]
+    assert refusal.height == 3
+    assert refusal.raw == json.dumps(value).encode()
+    assert refusal.evidence["error"] == refusal.reason
+    fault = rig.validator.fault
+    assert fault is not None
+    assert fault["height"] == 3
+    assert rig.metric("careledger_validator_blocks_refused_total", {"reason": refusal.reason}) == 1
+    # The real block still verifies afterwards, and the fault clears.
+    rig.validator.receive_block(block_to_json(nxt), offset=4)
+    head = rig.store.head()
+    assert head is not None
+    assert head.height == 3
+    assert rig.validator.fault is None
+
+
+def test_a_forged_and_an_unparsable_block_are_refused(rig: Rig) -> None:
+    rig.factory.seal_many(1, 2)
+    _feed(rig)
+    rig.factory.seal_many(1, 2)
+    nxt = rig.factory.blocks[-1]
+    forged = nxt.model_copy(update={"signature": b64url_encode(key_for("stranger").sign(b"x"))})
+    rig.validator.receive_block(block_to_json(forged), offset=2)
+    rig.validator.receive_block(b"{not json", offset=3)
+    reasons = [r.reason for r in rig.store.refusals()]
+    assert reasons == ["BlockFormatError", "BlockSignatureError"]
+    assert rig.store.cursor("ledger.blocks") == 3
+    head = rig.store.head()
+    assert head is not None
+    assert head.height == 1
+
+
+def test_two_sealer_signed_blocks_at_one_height_raise_the_equivocation_alarm(rig: Rig) -> None:
+    rig.factory.seal_many(2, 2)
+    _feed(rig)
+    stored = rig.factory.blocks[2]
+    other = rig.factory.resign(stored, sealed_at="2026-01-01T00:00:09.000000Z")
+    rig.validator.receive_block(block_to_json(other), offset=3)
+    refusal = rig.store.refusals()[0]
+    assert refusal.reason == "equivocation"
+    assert refusal.conflicting == block_to_json(stored)
+    assert refusal.evidence["expected"] == stored.block_hash
+    assert refusal.evidence["computed"] == other.block_hash
+    # The alarm stays even when the chain moves on.
+    rig.factory.seal_many(1, 2)
+    rig.validator.receive_block(block_to_json(rig.factory.blocks[-1]), offset=4)
+    fault = rig.validator.fault
+    assert fault is not None
+    assert fault["reason"] == "equivocation"
+    assert rig.restarted().fault == fault
+
+
+def test_a_block_is_final_at_the_genesis_quorum(rig: Rig) -> None:
+    rig.factory.seal_many(2, 2)
+    _feed(rig)
+    assert rig.store.final_height() is None  # our own attestation is one of two needed
+    for block in rig.factory.blocks[:2]:
+        other = sign_attestation(block.header, rig.factory.keys["validator-2"])
+        assert rig.validator.receive_attestation(other.model_dump_json().encode(), offset=0)
+        assert not rig.validator.receive_attestation(other.model_dump_json().encode())
+    assert rig.store.final_height() == 1
+    assert rig.metric("careledger_validator_final_height") == 1
+
+
+def test_attestations_that_do_not_verify_are_dropped(rig: Rig) -> None:
+    rig.factory.seal_many(1, 2)
+    _feed(rig)
+    header = rig.factory.blocks[1].header
+    stranger = sign_attestation(header, key_for("stranger"))
+    liar = sign_attestation(header, rig.factory.keys["validator-2"]).model_copy(
+        update={"tree_size": 99}
+    )
+    other_chain = sign_attestation(
+        ChainFactory(chain_id="elsewhere").blocks[0].header, rig.factory.keys["validator-3"]
+    )
+    for raw in (
+        stranger.model_dump_json().encode(),
+        liar.model_dump_json().encode(),
+        other_chain.model_dump_json().encode(),
+        b"[]",
+    ):
+        assert not rig.validator.receive_attestation(raw)
+    assert (
+        rig.metric(
+            "careledger_validator_attestations_refused_total", {"reason": "UnknownValidatorError"}
+        )
+        == 2
+    )
+    assert len(rig.store.attestations_at(1)) == 1  # only our own
+
+
+def test_a_restarted_validator_continues_from_its_store(rig: Rig) -> None:
+    rig.factory.seal_many(2, 3)
+    _feed(rig)
+    rig.factory.seal_many(2, 3)
+    again = rig.restarted()
+    for offset, block in enumerate(rig.factory.blocks[3:], start=3):
+        again.receive_block(block_to_json(block), offset=offset)
+    head = rig.store.head()
+    assert head is not None
+    assert head.height == 4
+    assert rig.store.refusals() == []
