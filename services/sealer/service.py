@@ -33,6 +33,7 @@ from shared.chain import ChainState, ChainVerifier
 from shared.crypto import SigningKey
 from shared.envelope import EventRejected
 from shared.events.ledger import RejectionRecorded
+from shared.runtime.component import NotReadyError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class NullMetrics:
         pass
 
     def rejected(self, reason: str) -> None:
+        pass
+
+    def at_height(self, height: int) -> None:
         pass
 
 
@@ -142,6 +146,7 @@ class Sealer:
         elif canonicalize(dict(head.state.genesis_event)) != canonicalize(self._genesis_event):
             raise GenesisMismatchError("the stored chain has another genesis than the one given")
         self._state = head.state
+        self._metrics.at_height(head.height)
         positions = {key: offset + 1 for key, offset in head.state.last_offsets.items()}
         for key, offset in head.read_positions.items():
             positions[key] = max(offset, positions.get(key, 0))
@@ -318,3 +323,61 @@ class Sealer:
                 if self.trouble is not None and self._state is not None:
                     self.trouble = None
                 return result
+
+
+class SealingComponent:
+    """The sealer's loop on a thread of its own, as a service component (/readyz: `sealer`).
+
+    The broker clients are used and closed on that thread only (they are not thread-safe).
+    A bug (anything but a transient error) ends the loop; /readyz then says why, and the
+    supervisor is expected to restart the process.
+    """
+
+    name = "sealer"
+
+    def __init__(
+        self,
+        *,
+        sealer: Sealer,
+        source: EventSource,
+        publisher: LedgerPublisher,
+        join_timeout: float = 10.0,
+    ) -> None:
+        self._sealer = sealer
+        self._source = source
+        self._publisher = publisher
+        self._join_timeout = join_timeout
+        self._thread: threading.Thread | None = None
+        self._failure: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._sealer.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=self._join_timeout)
+            if self._thread.is_alive():
+                log.warning("sealer thread did not stop in time")
+            self._thread = None
+
+    def check(self) -> None:
+        if self._failure is not None:
+            raise NotReadyError(f"sealer stopped: {self._failure}")
+        if self._thread is None or not self._thread.is_alive():
+            raise NotReadyError("sealer is not running")
+        if self._sealer.trouble is not None:
+            raise NotReadyError(self._sealer.trouble)
+
+    def _run(self) -> None:
+        try:
+            self._sealer.run()
+        except Exception as exc:
+            self._failure = type(exc).__name__
+            log.exception("sealer failed")
+        finally:
+            try:
+                self._source.close()
+            finally:
+                self._publisher.close()

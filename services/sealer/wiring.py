@@ -5,24 +5,56 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.sealer import __version__
+from services.sealer.adapters.kafka import KafkaEventSource, KafkaLedgerPublisher
+from services.sealer.adapters.metrics import PrometheusSealerMetrics
+from services.sealer.adapters.sql import SqlChainStore, migrate_sealer
 from services.sealer.config import SealerSettings
+from services.sealer.service import Sealer, SealingComponent
 from shared.runtime.app import service_app
-from shared.runtime.identity import load_identity
+from shared.runtime.identity import ServiceIdentity, load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.server import run_service
-from shared.store import open_database
+from shared.store import Database, open_database
+
+
+def build_component(
+    settings: SealerSettings,
+    *,
+    identity: ServiceIdentity,
+    database: Database,
+    metrics: ServiceMetrics,
+) -> SealingComponent:
+    """The sealing loop over this database and the configured broker (migrates the store)."""
+    migrate_sealer(database)
+    kafka = settings.kafka()
+    source = KafkaEventSource(
+        kafka=kafka, topics=settings.topics, group_id=f"careledger-{settings.instance_name}"
+    )
+    publisher = KafkaLedgerPublisher(kafka=kafka, topics=settings.topics)
+    sealer = Sealer(
+        store=SqlChainStore(database=database),
+        source=source,
+        publisher=publisher,
+        key=identity.key,
+        genesis_event=identity.genesis_event,
+        policy=settings.cut_policy(),
+        metrics=PrometheusSealerMetrics(metrics.registry),
+    )
+    return SealingComponent(sealer=sealer, source=source, publisher=publisher)
 
 
 def build(settings: SealerSettings) -> FastAPI:
     identity = load_identity(settings, role="sealer", dids=lambda genesis: {genesis.sealer})
     database = open_database(settings.resolved_database_url)
     metrics = ServiceMetrics(service="sealer", instance=settings.instance_name, version=__version__)
+    component = build_component(settings, identity=identity, database=database, metrics=metrics)
     return service_app(
         settings,
         version=__version__,
         identity=identity,
         database=database,
         metrics=metrics,
+        components=[component],
     )
 
 

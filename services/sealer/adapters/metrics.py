@@ -1,0 +1,48 @@
+"""The sealer's Prometheus metrics, in the app's registry (names per STYLE.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+CUT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class PrometheusSealerMetrics:
+    """`SealerMetrics` as counters, a height gauge and a block-cut latency histogram."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._events = Counter(
+            "careledger_sealer_events_sealed",
+            "Events sealed into stored blocks",
+            registry=registry,
+        )
+        self._rejected = Counter(
+            "careledger_sealer_events_rejected",
+            "Events not admitted, by reason code",
+            ["reason"],
+            registry=registry,
+        )
+        self._blocks = Counter(
+            "careledger_sealer_blocks", "Blocks sealed and stored", registry=registry
+        )
+        self._height = Gauge(
+            "careledger_sealer_height", "Height of the last stored block", registry=registry
+        )
+        self._cut = Histogram(
+            "careledger_sealer_block_cut_seconds",
+            "From a block's first admitted event to the block stored and published",
+            buckets=CUT_BUCKETS,
+            registry=registry,
+        )
+
+    def sealed(self, events: int, *, height: int, cut_seconds: float) -> None:
+        self._events.inc(events)
+        self._blocks.inc()
+        self._height.set(height)
+        self._cut.observe(cut_seconds)
+
+    def rejected(self, reason: str) -> None:
+        self._rejected.labels(reason).inc()
+
+    def at_height(self, height: int) -> None:
+        self._height.set(height)
