@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -45,10 +45,13 @@ from shared.chain import ChainState, ChainVerifier
 from shared.crypto import SigningKey
 from shared.genesis import GenesisConfig
 from shared.merkle import (
+    Address,
     MerkleArgumentError,
     consistency_proof_at,
     inclusion_proof_at,
+    inclusion_proof_nodes,
     root_at,
+    root_nodes,
 )
 
 log = logging.getLogger(__name__)
@@ -330,12 +333,16 @@ class ChainQueries:
             raise UnknownBlockError(f"no verified block at height {location.height}")
         events = json.loads(stored.raw)["events"]
         event = events[location.leaf_index - (stored.tree_size - stored.event_count)]
-        # Leaf hashes are the level-0 subtree nodes: one batched read with the path.
-        leaf, root = (
-            self._store.subtree_hashes([(0, location.leaf_index)])[0],
-            root_at(self._store, size),
+        # The leaf (a level-0 node), the root's and the path's subtrees in one read.
+        leaf_address = (0, location.leaf_index)
+        groups = inclusion_proof_nodes(location.leaf_index, size)
+        reader = _Prefetched(
+            self._store,
+            [leaf_address, *root_nodes(size), *(a for group in groups for a in group)],
         )
-        path = inclusion_proof_at(self._store, location.leaf_index, size)
+        leaf = reader.subtree_hashes([leaf_address])[0]
+        root = root_at(reader, size)
+        path = inclusion_proof_at(reader, location.leaf_index, size)
         return {
             "height": location.height,
             "leaf_index": location.leaf_index,
@@ -365,6 +372,17 @@ class ChainQueries:
 
     def _attestations(self, height: int) -> list[dict[str, Any]]:
         return [a.model_dump(mode="json") for a in self._store.attestations_at(height)]
+
+
+class _Prefetched:
+    """A `SubtreeReader` over hashes read from the store in one query up front."""
+
+    def __init__(self, store: ChainStore, addresses: Sequence[Address]) -> None:
+        unique = list(dict.fromkeys(addresses))
+        self._hashes = dict(zip(unique, store.subtree_hashes(unique), strict=True))
+
+    def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
+        return [self._hashes[address] for address in addresses]
 
 
 def _check_describes(attestation: Attestation, stored: StoredBlock) -> None:

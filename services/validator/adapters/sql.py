@@ -19,10 +19,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     func,
     insert,
+    or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.engine import Row
@@ -201,12 +202,16 @@ class SqlChainStore:
     def sealed_among(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
         wanted = sorted(set(keys))
         found: set[tuple[str, str]] = set()
-        key_column = tuple_(events_table.c.source, events_table.c.event_id)
+        source, event_id = events_table.c.source, events_table.c.event_id
         with self._database.read() as tx:
             for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                query = select(events_table.c.source, events_table.c.event_id).where(
-                    key_column.in_(chunk)
+                by_source: dict[str, list[str]] = {}
+                for key_source, key_id in wanted[start : start + _CHUNK]:
+                    by_source.setdefault(key_source, []).append(key_id)
+                # Grouped by source (a block has few): primary-key probes, where a
+                # row-value IN list makes SQLite scan the whole table.
+                query = select(source, event_id).where(
+                    or_(*(and_(source == s, event_id.in_(ids)) for s, ids in by_source.items()))
                 )
                 found.update((str(s), str(i)) for s, i in tx.execute(query))
         return found
@@ -223,8 +228,11 @@ class SqlChainStore:
         wanted = list(addresses)
         if not wanted:
             return []
-        query = select(nodes_table.c.level, nodes_table.c.idx, nodes_table.c.hash).where(
-            tuple_(nodes_table.c.level, nodes_table.c.idx).in_(sorted(set(wanted)))
+        # OR of primary-key lookups: both SQLite and PostgreSQL answer it with one index
+        # probe per address (a row-value IN list made SQLite scan).
+        level, idx = nodes_table.c.level, nodes_table.c.idx
+        query = select(level, idx, nodes_table.c.hash).where(
+            or_(*(and_(level == lv, idx == ix) for lv, ix in sorted(set(wanted))))
         )
         with self._database.read() as tx:
             found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in tx.execute(query)}
