@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +44,9 @@ class ChainStore(Protocol):
 
     def contains(self, key: DedupKey) -> bool:
         """Whether an event with this `(source, id)` is in a stored block."""
+
+    def sealed_among(self, keys: Collection[DedupKey]) -> set[DedupKey]:
+        """Those of `keys` that are in a stored block (one round trip for a batch)."""
 
     def block(self, height: int) -> bytes | None:
         """A stored block (block_to_json bytes), or None."""

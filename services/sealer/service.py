@@ -9,10 +9,11 @@ the store at its last block, from which `recover` resumes.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -51,12 +52,33 @@ class GenesisMismatchError(SealerError):
 
 class StoredSeenEvents:
     """`SeenEvents` read from the chain store. Keys are recorded only by `ChainStore.append`,
-    with their block; the builder's `PendingSeenEvents` holds those of the open block."""
+    with their block; the builder's `PendingSeenEvents` holds those of the open block.
+
+    `prefetch` asks the store about a whole batch in one round trip (a query per event cost
+    two thirds of the sealer's time); `stored` keeps the answers true after each block.
+    """
 
     def __init__(self, store: ChainStore) -> None:
         self._store = store
+        self._sealed: set[DedupKey] = set()
+        self._absent: set[DedupKey] = set()
+
+    def prefetch(self, keys: Collection[DedupKey]) -> None:
+        """Remember which of `keys` are sealed; forget the previous batch's answers."""
+        wanted = set(keys)
+        self._sealed = self._store.sealed_among(wanted) if wanted else set()
+        self._absent = wanted - self._sealed
+
+    def stored(self, keys: Collection[DedupKey]) -> None:
+        """The keys of a block just stored: sealed from now on."""
+        self._sealed.update(keys)
+        self._absent.difference_update(keys)
 
     def contains(self, key: DedupKey) -> bool:
+        if key in self._sealed:
+            return True
+        if key in self._absent:
+            return False
         return self._store.contains(key)
 
     def add(self, key: DedupKey) -> None:  # noqa: ARG002 - the port's signature
@@ -74,6 +96,22 @@ class NullMetrics:
 
     def at_height(self, height: int) -> None:
         pass
+
+
+def _dedup_keys(messages: list[SourceMessage]) -> list[DedupKey]:
+    """The `(source, id)` the messages claim, where they parse; only a prefetch hint, so
+    anything odd is skipped (admission decides on the parsed event)."""
+    keys = []
+    for message in messages:
+        try:
+            event = json.loads(message.value)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            source, event_id = event.get("source"), event.get("id")
+            if isinstance(source, str) and isinstance(event_id, str):
+                keys.append((source, event_id))
+    return keys
 
 
 def _utc_now() -> datetime:
@@ -189,6 +227,7 @@ class Sealer:
             lambda: self._source.poll(max_messages=self._batch_size, timeout=wait),
             "read the input topics",
         )
+        self._retry(lambda: self._seen.prefetch(_dedup_keys(messages)), "read sealed keys")
         for message in messages:
             self._take(message)
             self._cut_if_due()
@@ -262,6 +301,7 @@ class Sealer:
             lambda: self._publisher.flush(timeout=self._publish_timeout), "deliver rejections"
         )
         self._retry(lambda: self._append(block, next_state, keys, positions), "store the block")
+        self._seen.stored(keys)
         self._state = next_state
         self._builder = None
         self._opened_at = None

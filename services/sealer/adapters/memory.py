@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from services.sealer.errors import ChainConflictError
 from services.sealer.ports import SealedHead
@@ -47,6 +47,10 @@ class MemoryChainStore:
     def contains(self, key: DedupKey) -> bool:
         with self._lock:
             return key in self._seen
+
+    def sealed_among(self, keys: Collection[DedupKey]) -> set[DedupKey]:
+        with self._lock:
+            return {key for key in keys if key in self._seen}
 
     def block(self, height: int) -> bytes | None:
         with self._lock:

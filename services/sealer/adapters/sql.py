@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     update,
@@ -34,6 +35,8 @@ from shared.store import Database, migrate
 SEALER_MIGRATIONS = Path(__file__).parent / "migrations"
 SEALER_VERSION_TABLE = "careledger_sealer_version"
 _HEAD_ROW = 1
+# Keeps `IN (...)` lists well below the databases' bind-parameter limits.
+_CHUNK = 500
 
 metadata = MetaData()
 #: Mirror the migrations; queries use these, migrations do not.
@@ -139,6 +142,19 @@ class SqlChainStore:
         )
         with _transient(), self._database.read() as connection:
             return connection.execute(query).first() is not None
+
+    def sealed_among(self, keys: Collection[DedupKey]) -> set[DedupKey]:
+        wanted = set(keys)
+        ids = sorted({event_id for _, event_id in wanted})
+        query = select(seen_table.c.source, seen_table.c.event_id).where(
+            seen_table.c.event_id.in_(bindparam("ids", expanding=True))
+        )
+        found: set[DedupKey] = set()
+        with _transient(), self._database.read() as connection:
+            for start in range(0, len(ids), _CHUNK):
+                rows = connection.execute(query, {"ids": ids[start : start + _CHUNK]})
+                found.update((str(row.source), str(row.event_id)) for row in rows)
+        return found & wanted
 
     def block(self, height: int) -> bytes | None:
         query = select(blocks_table.c.block).where(blocks_table.c.height == height)

@@ -91,6 +91,9 @@ def test_genesis_then_blocks_are_stored_with_state_keys_and_positions(backend: B
         assert current.block(0) == block_to_json(genesis)
         assert all(current.contains(key) for key in [genesis_key, *keys])
         assert not current.contains(("urn:other", keys[0][1]))
+        probe = [keys[0], ("urn:other", keys[0][1]), ("s", "never"), genesis_key]
+        assert current.sealed_among(probe) == {keys[0], genesis_key}
+        assert current.sealed_among([]) == set()
 
 
 def test_a_block_that_does_not_extend_the_head_is_refused_and_changes_nothing(

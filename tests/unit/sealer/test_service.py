@@ -218,3 +218,16 @@ def test_a_store_from_another_genesis_is_refused() -> None:
     )
     with pytest.raises(GenesisMismatchError):
         sealer.recover()
+
+
+def test_a_duplicate_read_in_the_same_batch_as_its_sealed_original_is_rejected() -> None:
+    rig = Rig(max_events=1)  # the original is cut and stored mid-batch
+    event = rig.factory.event()
+    for _ in range(2):
+        rig.topics.append(CLINICAL_EVENTS, encode_event(event))
+    sealer, _ = rig.sealer()
+    sealer.recover()
+    sealer.step()
+    assert rig.sealed_ids() == [event["id"]]
+    rig.publisher.flush(timeout=1)
+    assert [json.loads(r)["reason"] for r in rig.publisher.rejections] == ["duplicate"]
