@@ -11,6 +11,10 @@ from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
 from shared.merkle import Address
 
+#: Names of the stored consumer positions (`ChainStore.cursor`): logical topic names.
+BLOCKS_CURSOR = "ledger.blocks"
+ATTESTATIONS_CURSOR = "ledger.attestations"
+
 
 @dataclass(frozen=True, slots=True)
 class StoredBlock:

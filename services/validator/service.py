@@ -108,6 +108,22 @@ class Validator:
             if final is not None:
                 self._metrics.finalized(height=final)
 
+    def reattest_pending(self, *, limit: int = 100) -> int:
+        """Publish again our attestations of the (at most `limit`) latest blocks not final
+        yet: one may have been lost with a crash between storing and delivering it."""
+        if self._state is None:
+            return 0
+        head = self._state.head.height
+        final = self._store.final_height()
+        first = max(-1 if final is None else final, head - limit) + 1
+        sent = 0
+        for height in range(first, head + 1):
+            for attestation in self._store.attestations_at(height):
+                if attestation.validator == self._key.did:
+                    self._publisher.publish(attestation)
+                    sent += 1
+        return sent
+
     # --- blocks ----------------------------------------------------------------------
 
     def receive_block(self, raw: bytes, *, offset: int | None = None) -> Attestation | None:

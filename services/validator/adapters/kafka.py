@@ -21,7 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from services.validator.ports import ChainStore
+from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, ChainStore
 from services.validator.service import Validator
 from shared.attestation import Attestation
 from shared.kafka import KafkaSettings
@@ -29,8 +29,6 @@ from shared.runtime.component import NotReadyError
 
 log = logging.getLogger(__name__)
 
-BLOCKS_CURSOR = "ledger.blocks"
-ATTESTATIONS_CURSOR = "ledger.attestations"
 _BATCH = 200
 _POLL_SECONDS = 0.2
 _MAX_BACKOFF = 5.0
@@ -120,6 +118,7 @@ class ValidationLoop:
     def start(self) -> None:
         self._validator.restore()
         self._publisher.open()
+        self._validator.reattest_pending()
         config = self._kafka.consumer_config(
             f"careledger-{self._client_name}", **{"enable.partition.eof": False}
         )

@@ -28,7 +28,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
-from services.validator.ports import EventLocation, Refusal, StoredBlock
+from services.validator.ports import (
+    ATTESTATIONS_CURSOR,
+    BLOCKS_CURSOR,
+    EventLocation,
+    Refusal,
+    StoredBlock,
+)
 from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
 from shared.merkle import Address
@@ -103,9 +109,6 @@ cursors_table = Table(
     Column("last_offset", BigInteger(), nullable=False),
 )
 
-BLOCKS_TOPIC_CURSOR = "ledger.blocks"
-ATTESTATIONS_TOPIC_CURSOR = "ledger.attestations"
-
 
 def migrate_chain_store(database: Database) -> str | None:
     """Create or upgrade the validator's tables; call once at start-up."""
@@ -148,7 +151,7 @@ class SqlChainStore:
                 tx.execute(insert(events_table), events[start : start + _CHUNK])
             _save_state(tx, verified.state)
             if offset is not None:
-                _set_cursor(tx, BLOCKS_TOPIC_CURSOR, offset)
+                _set_cursor(tx, BLOCKS_CURSOR, offset)
 
     def state(self) -> ChainState | None:
         with self._database.read() as tx:
@@ -248,7 +251,7 @@ class SqlChainStore:
         )
         with self._database.transaction() as tx:
             if offset is not None:
-                _set_cursor(tx, ATTESTATIONS_TOPIC_CURSOR, offset)
+                _set_cursor(tx, ATTESTATIONS_CURSOR, offset)
             if tx.execute(select(attestations_table.c.height).where(key)).first() is not None:
                 return False
             tx.execute(
@@ -284,7 +287,7 @@ class SqlChainStore:
                 )
             )
             if offset is not None:
-                _set_cursor(tx, BLOCKS_TOPIC_CURSOR, offset)
+                _set_cursor(tx, BLOCKS_CURSOR, offset)
 
     def refusals(self, limit: int = 100) -> list[Refusal]:
         query = select(refusals_table).order_by(refusals_table.c.seq.desc()).limit(limit)

@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from services.validator.adapters.sql import (
-    ATTESTATIONS_TOPIC_CURSOR,
-    BLOCKS_TOPIC_CURSOR,
-    SqlChainStore,
-    migrate_chain_store,
-)
-from services.validator.ports import Refusal
+from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
+from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, Refusal
 from shared.attestation import sign_attestation
 from shared.block import block_to_json
 from shared.chain import ChainVerifier, VerifiedBlock
@@ -65,7 +60,7 @@ def test_an_empty_store_has_no_head_state_or_cursor(
     assert store.head() is None
     assert store.state() is None
     assert store.block_at(0) is None
-    assert store.cursor(BLOCKS_TOPIC_CURSOR) is None
+    assert store.cursor(BLOCKS_CURSOR) is None
     assert store.final_height() is None
     assert list(store.blocks(0, 10)) == []
 
@@ -87,7 +82,7 @@ def test_appended_blocks_are_read_back_with_state_locations_and_cursor(
     assert state is not None
     assert state.head_hash == factory.state.head_hash
     assert [b.height for b in store.blocks(1, 3)] == [1, 2, 3]
-    assert store.cursor(BLOCKS_TOPIC_CURSOR) == 4
+    assert store.cursor(BLOCKS_CURSOR) == 4
     event = factory.blocks[2].events[3]
     location = store.locate(event["source"], event["id"])
     assert location is not None
@@ -127,7 +122,7 @@ def test_a_block_already_stored_cannot_be_appended_twice(
     verified = _fill(store, factory)
     with pytest.raises(IntegrityError):
         store.append(verified[1], raw=block_to_json(verified[1].block), offset=9)
-    assert store.cursor(BLOCKS_TOPIC_CURSOR) == 1  # the failed append left nothing behind
+    assert store.cursor(BLOCKS_CURSOR) == 1  # the failed append left nothing behind
 
 
 def test_attestations_finality_and_refusals(
@@ -145,7 +140,7 @@ def test_attestations_finality_and_refusals(
     assert store.add_attestation(two, offset=None)
     assert store.attestations_at(1) == sorted([one, two], key=lambda a: a.validator)
     assert store.attestations_at(2) == []
-    assert store.cursor(ATTESTATIONS_TOPIC_CURSOR) == 1
+    assert store.cursor(ATTESTATIONS_CURSOR) == 1
     store.mark_final(0)
     store.mark_final(1)
     assert store.final_height() == 1
@@ -157,7 +152,7 @@ def test_attestations_finality_and_refusals(
     )
     store.add_refusal(equivocation, offset=8)
     assert store.refusals() == [equivocation, refusal]
-    assert store.cursor(BLOCKS_TOPIC_CURSOR) == 8
+    assert store.cursor(BLOCKS_CURSOR) == 8
 
 
 def test_everything_survives_a_reopen(backend: tuple[SqlChainStore, dict[str, object]]) -> None:
@@ -170,4 +165,4 @@ def test_everything_survives_a_reopen(backend: tuple[SqlChainStore, dict[str, ob
         state = again.state()
         assert state is not None
         assert state.head_hash == factory.blocks[-1].block_hash
-        assert again.cursor(BLOCKS_TOPIC_CURSOR) == 2
+        assert again.cursor(BLOCKS_CURSOR) == 2

@@ -159,3 +159,16 @@ def test_a_restarted_validator_continues_from_its_store(rig: Rig) -> None:
     assert head is not None
     assert head.height == 4
     assert rig.store.refusals() == []
+
+
+def test_a_restarted_validator_publishes_its_attestations_of_blocks_not_final(rig: Rig) -> None:
+    rig.factory.seal_many(3, 2)
+    _feed(rig)
+    for block in rig.factory.blocks[:2]:
+        other = sign_attestation(block.header, rig.factory.keys["validator-3"])
+        rig.validator.receive_attestation(other.model_dump_json().encode())
+    assert rig.store.final_height() == 1
+    rig.publisher.sent.clear()
+    assert rig.restarted().reattest_pending() == 2
+    assert [a.height for a in rig.publisher.sent] == [2, 3]
+    assert {a.validator for a in rig.publisher.sent} == {rig.factory.did("validator-1")}
