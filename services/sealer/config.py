@@ -21,6 +21,10 @@ class SealerSettings(ServiceSettings):
     #: ... or this long after the block's first event (CARELEDGER_BLOCK_MAX_WAIT_SECONDS).
     block_max_wait_seconds: float = Field(default=0.2, ge=0.0, le=60.0)
 
+    #: A sealer that stops renewing its writer lease for this long is replaced by a standby
+    #: (CARELEDGER_SEALER_LEASE_SECONDS); it renews every third of it.
+    sealer_lease_seconds: float = Field(default=10.0, ge=1.0, le=600.0)
+
     def cut_policy(self) -> CutPolicy:
         """The block-cutting limits these settings name."""
         return CutPolicy(

@@ -17,3 +17,8 @@ class ChainConflictError(SealerError):
 
 class TransientError(SealerError):
     """The broker or the store failed in a way worth retrying (with back-off)."""
+
+
+class LeaseLostError(SealerError):
+    """Another sealer holds the chain's writer lease (ours expired): stop appending, go to
+    standby, and resume from the store if the lease comes back."""

@@ -52,6 +52,17 @@ class ChainStore(Protocol):
         """A stored block (block_to_json bytes), or None."""
 
 
+class WriterLease(Protocol):
+    """One sealer per chain: whoever holds the lease may append (the store checks it again in
+    the append transaction, so a sealer that lost it cannot write)."""
+
+    def acquire(self) -> bool:
+        """Take or renew the lease; False while another holder's lease is live."""
+
+    def release(self) -> None:
+        """Give the lease up now (a clean stop), so a standby takes over at once."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceMessage:
     """One Kafka record of an input topic, named by its logical topic."""

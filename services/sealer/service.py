@@ -18,7 +18,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from services.sealer.core.cut import CutPolicy
-from services.sealer.errors import ChainConflictError, SealerError, TransientError
+from services.sealer.errors import (
+    ChainConflictError,
+    LeaseLostError,
+    SealerError,
+    TransientError,
+)
 from services.sealer.ports import (
     ChainStore,
     EventSource,
@@ -26,6 +31,7 @@ from services.sealer.ports import (
     SealedHead,
     SealerMetrics,
     SourceMessage,
+    WriterLease,
 )
 from shared.admission import DedupKey
 from shared.block import Block, BlockBuilder, PartitionKey, block_to_json, build_genesis_block
@@ -131,6 +137,9 @@ class Sealer:
         genesis_event: Mapping[str, Any],
         policy: CutPolicy,
         metrics: SealerMetrics | None = None,
+        lease: WriterLease | None = None,
+        lease_renew_every: float = 3.0,
+        standby_poll: float = 1.0,
         wall_clock: Callable[[], datetime] = _utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         batch_size: int = 500,
@@ -145,6 +154,10 @@ class Sealer:
         self._genesis_event = dict(genesis_event)
         self._policy = policy
         self._metrics: SealerMetrics = metrics or NullMetrics()
+        self._lease = lease
+        self._lease_renew_every = lease_renew_every
+        self._standby_poll = standby_poll
+        self._lease_renewed_at = 0.0
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._batch_size = batch_size
@@ -206,20 +219,61 @@ class Sealer:
     # --- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
-        """`recover`, then seal until `stop` (the open block is dropped, not half-sealed)."""
+        """Take the writer lease (standby until then), `recover`, then seal until `stop`;
+        a lost lease means standby again. The open block is dropped, never half-sealed."""
         try:
-            self.recover()
             while not self._stopping.is_set():
-                self.step()
+                if not self._take_lease():
+                    continue
+                try:
+                    self.recover()
+                    while not self._stopping.is_set():
+                        self.step()
+                except LeaseLostError:
+                    log.warning("writer lease lost: standby")
+                    self._reset()
         except SealerStopped:
             pass
         finally:
-            self._builder = None
-            self._opened_at = None
+            self._reset()
+            if self._lease is not None:
+                try:
+                    self._lease.release()
+                except TransientError:
+                    log.warning("writer lease not released; it expires on its own")
+
+    def _reset(self) -> None:
+        self._builder = None
+        self._opened_at = None
+        self._state = None
+
+    def _take_lease(self) -> bool:
+        """True once this sealer holds the lease; otherwise wait a little in standby."""
+        if self._lease is None:
+            return True
+        if self._retry(self._lease.acquire, "take the writer lease"):
+            self._lease_renewed_at = self._monotonic()
+            return True
+        if self.trouble is None or not self.trouble.startswith("standby"):
+            log.info("standby: another sealer holds the writer lease")
+        self.trouble = "standby: another sealer holds the writer lease"
+        self._stopping.wait(self._standby_poll)
+        return False
+
+    def _renew_lease(self) -> None:
+        if self._lease is None:
+            return
+        now = self._monotonic()
+        if now - self._lease_renewed_at < self._lease_renew_every:
+            return
+        if not self._retry(self._lease.acquire, "renew the writer lease"):
+            raise LeaseLostError("another sealer holds the writer lease")
+        self._lease_renewed_at = now
 
     def step(self) -> None:
         """Read one batch (waiting at most what the open block may still wait), admit or
         reject each message, and cut whenever the policy says so."""
+        self._renew_lease()
         wait = self._policy.wait_budget(
             opened_at=self._opened_at, now=self._monotonic(), idle=self._idle_wait
         )

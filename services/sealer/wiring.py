@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+
 from fastapi import FastAPI
 
 from services.sealer import __version__
@@ -31,8 +35,16 @@ def build_component(
         kafka=kafka, topics=settings.topics, group_id=f"careledger-{settings.instance_name}"
     )
     publisher = KafkaLedgerPublisher(kafka=kafka, topics=settings.topics)
+    # Unique per process: a restarted sealer is a new holder and waits for the old lease to
+    # expire unless the old one released it at a clean stop.
+    holder = f"{settings.instance_name}@{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+    store = SqlChainStore(
+        database=database, holder=holder, lease_seconds=settings.sealer_lease_seconds
+    )
     sealer = Sealer(
-        store=SqlChainStore(database=database),
+        store=store,
+        lease=store,
+        lease_renew_every=settings.sealer_lease_seconds / 3,
         source=source,
         publisher=publisher,
         key=identity.key,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,13 +20,14 @@ from sqlalchemy import (
     Text,
     bindparam,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from services.sealer.adapters.positions import positions_from_text, positions_to_text
-from services.sealer.errors import ChainConflictError, TransientError
+from services.sealer.errors import ChainConflictError, LeaseLostError, TransientError
 from services.sealer.ports import SealedHead
 from shared.admission import DedupKey
 from shared.block import Block, PartitionKey, block_to_json
@@ -55,6 +57,13 @@ head_table = Table(
     Column("state", LargeBinary(), nullable=False),
     Column("read_positions", Text(), nullable=False),
 )
+lease_table = Table(
+    "sealer_lease",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("holder", Text(), nullable=False),
+    Column("expires_us", BigInteger(), nullable=False),
+)
 seen_table = Table(
     "sealer_seen",
     metadata,
@@ -80,10 +89,82 @@ def _transient() -> Iterator[None]:
 
 
 class SqlChainStore:
-    """`ChainStore` on one database: a block, its state and its keys in one transaction."""
+    """`ChainStore` on one database: a block, its state and its keys in one transaction.
 
-    def __init__(self, *, database: Database) -> None:
+    With a `holder` it is also the `WriterLease`, and `append` fails with `LeaseLostError`
+    unless that holder's lease is live (checked and extended in the append transaction).
+    Lease times come from `clock` (the sealers' clocks must roughly agree: NTP).
+    """
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        holder: str | None = None,
+        lease_seconds: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._database = database
+        self._holder = holder
+        self._lease_us = int(lease_seconds * 1_000_000)
+        self._clock = clock
+
+    def acquire(self) -> bool:
+        holder = self._require_holder()
+        now = self._now_us()
+        take = (
+            update(lease_table)
+            .where(
+                lease_table.c.id == _HEAD_ROW,
+                or_(lease_table.c.holder == holder, lease_table.c.expires_us < now),
+            )
+            .values(holder=holder, expires_us=now + self._lease_us)
+        )
+        try:
+            with _transient(), self._database.transaction() as tx:
+                if tx.execute(take).rowcount == 1:
+                    return True
+                if tx.execute(select(lease_table.c.id)).first() is not None:
+                    return False  # another holder's lease is live
+                tx.execute(
+                    insert(lease_table),
+                    [{"id": _HEAD_ROW, "holder": holder, "expires_us": now + self._lease_us}],
+                )
+                return True
+        except IntegrityError:
+            return False  # another sealer inserted the row first
+
+    def release(self) -> None:
+        holder = self._require_holder()
+        with _transient(), self._database.transaction() as tx:
+            tx.execute(
+                update(lease_table).where(lease_table.c.holder == holder).values(expires_us=0)
+            )
+
+    def _require_holder(self) -> str:
+        if self._holder is None:
+            raise ValueError("this store was opened without a lease holder")
+        return self._holder
+
+    def _now_us(self) -> int:
+        return int(self._clock() * 1_000_000)
+
+    def _fence(self, tx: Connection) -> None:
+        """Extend our lease, or refuse to write if it is not ours any more."""
+        if self._holder is None:
+            return
+        now = self._now_us()
+        held = tx.execute(
+            update(lease_table)
+            .where(
+                lease_table.c.id == _HEAD_ROW,
+                lease_table.c.holder == self._holder,
+                lease_table.c.expires_us >= now,
+            )
+            .values(expires_us=now + self._lease_us)
+        )
+        if held.rowcount != 1:
+            raise LeaseLostError(f"{self._holder} does not hold the writer lease")
 
     def head(self) -> SealedHead | None:
         with _transient(), self._database.read() as connection:
@@ -114,6 +195,7 @@ class SqlChainStore:
         }
         try:
             with _transient(), self._database.transaction() as tx:
+                self._fence(tx)
                 self._move_head(tx, height, values)
                 tx.execute(
                     insert(blocks_table),

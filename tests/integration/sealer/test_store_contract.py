@@ -135,7 +135,7 @@ def test_a_key_sealed_twice_rolls_the_whole_block_back(backend: Backend) -> None
 def test_migrations_match_the_tables_and_are_idempotent(kind: str, tmp_path: Path) -> None:
     with sql_database(kind, tmp_path) as (database, _):
         first = migrate_sealer(database)
-        assert migrate_sealer(database) == first == "sealer_0001"
+        assert migrate_sealer(database) == first == "sealer_0002"
         assert current_revision(database, version_table=SEALER_VERSION_TABLE) == first
         tables = set(inspect(database.engine).get_table_names())
         assert set(metadata.tables) <= tables
