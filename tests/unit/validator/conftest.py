@@ -1,4 +1,5 @@
-"""A validator over an SQLite file with a recording publisher, and its HTTP app."""
+"""A validator over a store (memory or an SQLite file) with a recording publisher, and its
+HTTP app."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from services.validator.adapters.http import validator_router
+from services.validator.adapters.memory import MemoryChainStore
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
 from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
 from services.validator.service import ChainQueries, Validator
 from shared.attestation import Attestation
-from shared.store import Database, open_database
+from shared.store import open_database
 from tests.unit.core.chainfactory import ChainFactory
+
+Store = SqlChainStore | MemoryChainStore
 
 
 @dataclass
@@ -31,8 +35,7 @@ class RecordingPublisher:
 @dataclass
 class Rig:
     factory: ChainFactory
-    database: Database
-    store: SqlChainStore
+    store: Store
     publisher: RecordingPublisher
     registry: CollectorRegistry
     validator: Validator
@@ -51,7 +54,7 @@ class Rig:
 
 def make_validator(
     factory: ChainFactory,
-    store: SqlChainStore,
+    store: Store,
     publisher: RecordingPublisher,
     *,
     name: str = "validator-1",
@@ -67,17 +70,23 @@ def make_validator(
     )
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    factory = ChainFactory()
+@pytest.fixture(params=["memory", "sqlite"])
+def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
+    if request.param == "memory":
+        yield from _rig(MemoryChainStore())
+        return
     with open_database("sqlite:///validator.db", data_dir=tmp_path) as database:
         migrate_chain_store(database)
-        store = SqlChainStore(database=database)
-        publisher = RecordingPublisher()
-        registry = CollectorRegistry()
-        validator = make_validator(factory, store, publisher, registry=registry)
-        validator.restore()
-        app = FastAPI()
-        app.include_router(validator_router(ChainQueries(store=store, validator=validator)))
-        with TestClient(app) as client:
-            yield Rig(factory, database, store, publisher, registry, validator, client)
+        yield from _rig(SqlChainStore(database=database))
+
+
+def _rig(store: Store) -> Iterator[Rig]:
+    factory = ChainFactory()
+    publisher = RecordingPublisher()
+    registry = CollectorRegistry()
+    validator = make_validator(factory, store, publisher, registry=registry)
+    validator.restore()
+    app = FastAPI()
+    app.include_router(validator_router(ChainQueries(store=store, validator=validator)))
+    with TestClient(app) as client:
+        yield Rig(factory, store, publisher, registry, validator, client)

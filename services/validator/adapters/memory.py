@@ -1,0 +1,124 @@
+"""The validator's chain store in memory: tests, and a throw-away validator of a small chain."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import replace
+
+from services.validator.ports import (
+    ATTESTATIONS_CURSOR,
+    BLOCKS_CURSOR,
+    EventLocation,
+    Refusal,
+    StoredBlock,
+)
+from shared.attestation import Attestation
+from shared.chain import ChainState, VerifiedBlock
+from shared.merkle import Address, MemorySubtreeStore
+
+
+class DuplicateBlockError(Exception):
+    """A block at a stored height (the SQL stores raise their IntegrityError)."""
+
+
+class MemoryChainStore:
+    """`ChainStore` in dicts, behind one lock (the loop writes while HTTP reads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blocks: dict[int, StoredBlock] = {}
+        self._nodes = MemorySubtreeStore()
+        self._events: dict[tuple[str, str], EventLocation] = {}
+        self._state: ChainState | None = None
+        self._attestations: dict[int, dict[tuple[str, str], Attestation]] = {}
+        self._refusals: list[Refusal] = []
+        self._cursors: dict[str, int] = {}
+
+    def append(self, verified: VerifiedBlock, *, raw: bytes, offset: int | None) -> None:
+        header = verified.block.header
+        with self._lock:
+            if header.height in self._blocks:
+                raise DuplicateBlockError(f"a block is stored at height {header.height}")
+            self._blocks[header.height] = StoredBlock(
+                height=header.height,
+                block_hash=verified.block.block_hash,
+                tree_size=header.tree_size,
+                log_root=header.log_root,
+                event_count=header.event_count,
+                raw=raw,
+                final=False,
+            )
+            self._nodes.add_all(verified.nodes)
+            first = header.tree_size - header.event_count
+            for n, key in enumerate(verified.dedup_keys):
+                self._events[key] = EventLocation(first + n, header.height)
+            self._state = verified.state
+            self._advance(BLOCKS_CURSOR, offset)
+
+    def state(self) -> ChainState | None:
+        return self._state
+
+    def head(self) -> StoredBlock | None:
+        with self._lock:
+            return self._blocks[max(self._blocks)] if self._blocks else None
+
+    def block_at(self, height: int) -> StoredBlock | None:
+        return self._blocks.get(height)
+
+    def blocks(self, first: int, last: int) -> Iterator[StoredBlock]:
+        with self._lock:
+            found = [self._blocks[h] for h in sorted(self._blocks) if first <= h <= last]
+        yield from found
+
+    def sealed_among(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        return {key for key in keys if key in self._events}
+
+    def locate(self, source: str, event_id: str) -> EventLocation | None:
+        return self._events.get((source, event_id))
+
+    def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
+        with self._lock:
+            return self._nodes.subtree_hashes(addresses)
+
+    def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
+        with self._lock:
+            self._advance(ATTESTATIONS_CURSOR, offset)
+            stored = self._attestations.setdefault(attestation.height, {})
+            key = (attestation.validator, attestation.block_hash)
+            if key in stored:
+                return False
+            stored[key] = attestation
+            return True
+
+    def attestations_at(self, height: int) -> list[Attestation]:
+        with self._lock:
+            stored = self._attestations.get(height, {})
+            return [stored[key] for key in sorted(stored)]
+
+    def mark_final(self, height: int) -> None:
+        with self._lock:
+            block = self._blocks.get(height)
+            if block is not None:
+                self._blocks[height] = replace(block, final=True)
+
+    def final_height(self) -> int | None:
+        with self._lock:
+            final = [h for h, block in self._blocks.items() if block.final]
+        return max(final) if final else None
+
+    def add_refusal(self, refusal: Refusal, *, offset: int | None) -> None:
+        with self._lock:
+            self._refusals.append(refusal)
+            self._advance(BLOCKS_CURSOR, offset)
+
+    def refusals(self, limit: int = 100) -> list[Refusal]:
+        with self._lock:
+            return list(reversed(self._refusals))[:limit]
+
+    def cursor(self, topic: str) -> int | None:
+        return self._cursors.get(topic)
+
+    def _advance(self, topic: str, offset: int | None) -> None:
+        if offset is not None and offset > self._cursors.get(topic, -1):
+            self._cursors[topic] = offset
