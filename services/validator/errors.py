@@ -32,3 +32,13 @@ class EquivocationError(ChainError):
 
 class DuplicateMismatchError(ChainError):
     """A block with the hash of a stored block but other contents (events swapped in)."""
+
+
+class MissingBlocksError(ValidatorError):
+    """A block arrived ahead of the head: the consumer must read `ledger.blocks` again from
+    its start. Not a verification failure (nothing is refused yet)."""
+
+    def __init__(self, message: str, *, expected: int, computed: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.computed = computed

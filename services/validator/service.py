@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from services.validator.errors import (
     DuplicateMismatchError,
     EquivocationError,
+    MissingBlocksError,
     NoChainYetError,
     ProofRequestError,
     UnknownBlockError,
@@ -80,6 +81,7 @@ class Validator:
         self._metrics = metrics
         self._state: ChainState | None = None
         self._fault: Refusal | None = None
+        self._rewound_at: int | None = None  # the head at the last MissingBlocksError
 
     @property
     def state(self) -> ChainState | None:
@@ -139,6 +141,16 @@ class Validator:
         head = -1 if self._state is None else self._state.head.height
         if height <= head:
             return self._receive_stored_height(raw, block, offset=offset)
+        if height > head + 1 and self._rewound_at != head:
+            # Blocks are missing before this one: read `ledger.blocks` again from its start
+            # (a broker that lost its topics, a cursor from an older topic). Once per head:
+            # if the gap is still there after a full re-read, the block is refused.
+            self._rewound_at = head
+            raise MissingBlocksError(
+                f"block {height} arrived after {head}: read ledger.blocks from its start",
+                expected=head + 1,
+                computed=height,
+            )
         try:
             verified = self._verifier(block).verify_block(block)
         except ChainError as exc:

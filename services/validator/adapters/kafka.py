@@ -21,6 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from services.validator.errors import MissingBlocksError
 from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, ChainStore
 from services.validator.service import Validator
 from shared.attestation import Attestation
@@ -154,16 +155,20 @@ class ValidationLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             messages = self._consumer.consume(num_messages=_BATCH, timeout=_POLL_SECONDS)
+            rewound = False
             for message in messages:
                 if self._stop.is_set():
                     return  # not handled: read again from the stored cursor next start
                 if message.error() is not None:
                     log.warning("consumer error", extra={"error": str(message.error())})
                     continue
-                self._handle(message)
+                if rewound and message.topic() == self._blocks_topic:
+                    continue  # fetched before the seek: read again after it
+                rewound = self._handle(message)
 
-    def _handle(self, message: Message) -> None:
-        """Apply one message, retrying with backoff while the store fails (transient)."""
+    def _handle(self, message: Message) -> bool:
+        """Apply one message, retrying with backoff while the store fails (transient);
+        True if `ledger.blocks` was rewound to its start."""
         backoff = 0.1
         while not self._stop.is_set():
             try:
@@ -172,6 +177,13 @@ class ValidationLoop:
                     self._validator.receive_block(value, offset=message.offset())
                 else:
                     self._validator.receive_attestation(value, offset=message.offset())
+            except MissingBlocksError as exc:
+                log.warning(
+                    "blocks missing before this one; reading ledger.blocks from its start",
+                    extra={"expected": exc.expected, "received": exc.computed},
+                )
+                self._consumer.seek(TopicPartition(self._blocks_topic, 0, OFFSET_BEGINNING))
+                return True
             except Exception as exc:
                 self._trouble = f"retrying after {type(exc).__name__}"
                 log.exception("message not applied; retrying", extra={"topic": message.topic()})
@@ -179,7 +191,8 @@ class ValidationLoop:
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             else:
                 self._trouble = None
-                return
+                return False
+        return False
 
 
 def _next(cursor: int | None) -> int:

@@ -19,6 +19,7 @@ from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
 from services.validator.service import ChainQueries, Validator
 from shared.block import Block, block_to_json
 from shared.canonical import canonicalize
+from shared.chain import ChainVerifier
 from shared.crypto import b64url_encode
 from shared.kafka import KafkaSettings, ensure_topics
 from shared.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -194,3 +195,22 @@ def test_three_validators_reach_finality_at_quorum_two(
             assert head is not None
             assert head.block_hash == factory.blocks[-1].block_hash
             assert all(block.final for block in store.blocks(0, 5))
+
+
+def test_a_cursor_past_missing_blocks_reads_the_topic_again(
+    kafka: KafkaSettings, topics: TopicNames, send: Callable[[bytes, int], None], tmp_path: Path
+) -> None:
+    """As after a broker that lost its topics: the stored offset points past blocks the
+    validator does not have, so it reads `ledger.blocks` again from the start."""
+    factory = ChainFactory()
+    factory.seal_many(5, 3)
+    publish(send, factory.blocks)
+    verifier = ChainVerifier(trusted_genesis=factory.genesis_event)
+    with open_database("sqlite:///validator-1.db", data_dir=tmp_path) as database:
+        migrate_chain_store(database)
+        store = SqlChainStore(database=database)
+        for block in factory.blocks[:3]:
+            store.append(verifier.verify_block(block), raw=block_to_json(block), offset=4)
+    with running_validator("validator-1", factory, kafka, topics, tmp_path) as (store, _):
+        wait_for(lambda: head_height(store) == 5, "height 5 after the re-read")
+        assert store.refusals() == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from services.validator.errors import MissingBlocksError
 from shared.attestation import sign_attestation, verify_attestation
 from shared.block import block_to_json
 from shared.crypto import b64url_encode
@@ -172,3 +175,20 @@ def test_a_restarted_validator_publishes_its_attestations_of_blocks_not_final(ri
     assert rig.restarted().reattest_pending() == 2
     assert [a.height for a in rig.publisher.sent] == [2, 3]
     assert {a.validator for a in rig.publisher.sent} == {rig.factory.did("validator-1")}
+
+
+def test_a_gap_asks_for_a_re_read_once_then_refuses(rig: Rig) -> None:
+    rig.factory.seal_many(3, 2)
+    for offset, block in enumerate(rig.factory.blocks[:2]):
+        rig.validator.receive_block(block_to_json(block), offset=offset)
+    ahead = block_to_json(rig.factory.blocks[3])
+    with pytest.raises(MissingBlocksError):
+        rig.validator.receive_block(ahead, offset=3)
+    assert rig.store.refusals() == []
+    rig.validator.receive_block(ahead, offset=3)  # still missing after a re-read
+    assert [r.reason for r in rig.store.refusals()] == ["BlockLinkError"]
+    rig.validator.receive_block(block_to_json(rig.factory.blocks[2]), offset=4)
+    rig.validator.receive_block(ahead, offset=5)
+    head = rig.store.head()
+    assert head is not None
+    assert head.height == 3
