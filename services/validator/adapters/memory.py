@@ -120,5 +120,5 @@ class MemoryChainStore:
         return self._cursors.get(topic)
 
     def _advance(self, topic: str, offset: int | None) -> None:
-        if offset is not None and offset > self._cursors.get(topic, -1):
+        if offset is not None:
             self._cursors[topic] = offset

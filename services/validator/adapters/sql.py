@@ -317,7 +317,7 @@ def _set_cursor(tx: Connection, topic: str, offset: int) -> None:
     ).scalar_one_or_none()
     if stored is None:
         tx.execute(insert(cursors_table).values(topic=topic, last_offset=offset))
-    elif offset > stored:
+    elif offset != stored:  # back too, after a topic was re-created (offsets restart)
         tx.execute(
             update(cursors_table).where(cursors_table.c.topic == topic).values(last_offset=offset)
         )
