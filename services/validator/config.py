@@ -18,6 +18,10 @@ class ValidatorSettings(ServiceSettings):
     #: `validator-N`: names its key file, its store and (by default) its port 8110+N.
     validator_name: str = Field(default="validator-1", pattern=r"^validator-[1-9][0-9]{0,2}$")
 
+    #: Re-verify the whole stored chain from genesis at start (detects an altered store;
+    #: costs about as long as verifying the chain did, ~8,000 events/s on one core).
+    audit_on_start: bool = True
+
     @property
     def instance_name(self) -> str:
         return self.validator_name

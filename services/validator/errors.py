@@ -42,3 +42,7 @@ class MissingBlocksError(ValidatorError):
         super().__init__(message)
         self.expected = expected
         self.computed = computed
+
+
+class StoreIntegrityError(ChainError):
+    """The validator's own store does not re-verify from genesis: it was altered."""

@@ -21,6 +21,7 @@ from services.validator.errors import (
     MissingBlocksError,
     NoChainYetError,
     ProofRequestError,
+    StoreIntegrityError,
     UnknownBlockError,
     UnknownEventError,
 )
@@ -109,6 +110,68 @@ class Validator:
             final = self._store.final_height()
             if final is not None:
                 self._metrics.finalized(height=final)
+
+    def audit(self) -> None:
+        """Re-verify every stored block from genesis, as an offline auditor would, and check
+        the stored state and subtree hashes against it; raise `StoreIntegrityError` (and
+        show it as the fault) if the store was altered."""
+        try:
+            self._audit()
+        except StoreIntegrityError as exc:
+            self._fault = Refusal(
+                reason="store_tampered",
+                height=exc.context.get("height"),
+                raw=b"",
+                evidence=_jsonable(exc.evidence()),
+            )
+            log.error("the store fails its audit", extra={"detail": exc.message})
+            raise
+
+    def _audit(self) -> None:
+        head = self._store.head()
+        if head is None:
+            return
+        verifier = ChainVerifier(trusted_genesis=self._genesis_event)
+        for stored in self._store.blocks(0, head.height):
+            try:
+                block = block_from_json(stored.raw)
+                verifier.verify_block(block)
+            except ChainError as exc:
+                raise StoreIntegrityError(
+                    f"stored block {stored.height} does not verify: {exc.message}",
+                    expected=exc.expected,
+                    computed=exc.computed,
+                    height=stored.height,
+                ) from exc
+            if block.block_hash != stored.block_hash:
+                raise StoreIntegrityError(
+                    "a stored block's hash column is not its hash",
+                    expected=block.block_hash,
+                    computed=stored.block_hash,
+                    height=stored.height,
+                )
+        state = self._store.state()
+        audited = verifier.state
+        if state is None or audited is None or state.head_hash != audited.head_hash:
+            raise StoreIntegrityError(
+                "the stored chain state is not the state of the stored blocks",
+                expected=None if audited is None else audited.head_hash,
+                computed=None if state is None else state.head_hash,
+                height=head.height,
+            )
+        try:
+            root = root_at(self._store, head.tree_size).hex()
+        except KeyError as exc:
+            raise StoreIntegrityError(
+                "a stored subtree hash is missing", height=head.height
+            ) from exc
+        if root != head.log_root:
+            raise StoreIntegrityError(
+                "the stored subtree hashes do not give the head's log_root",
+                expected=head.log_root,
+                computed=root,
+                height=head.height,
+            )
 
     def reattest_pending(self, *, limit: int = 100) -> int:
         """Publish again our attestations of the (at most `limit`) latest blocks not final

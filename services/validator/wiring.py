@@ -48,6 +48,7 @@ def build(settings: ValidatorSettings) -> FastAPI:
         blocks_topic=topics.physical(LEDGER_BLOCKS),
         attestations_topic=topics.physical(LEDGER_ATTESTATIONS),
         client_name=settings.instance_name,
+        audit=settings.audit_on_start,
     )
     return service_app(
         settings,

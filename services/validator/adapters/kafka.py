@@ -21,7 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from services.validator.errors import MissingBlocksError
+from services.validator.errors import MissingBlocksError, StoreIntegrityError
 from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, ChainStore
 from services.validator.service import Validator
 from shared.attestation import Attestation
@@ -101,6 +101,7 @@ class ValidationLoop:
         blocks_topic: str,
         attestations_topic: str,
         client_name: str,
+        audit: bool = True,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
     ) -> None:
         self._validator = validator
@@ -115,9 +116,18 @@ class ValidationLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._trouble: str | None = None
+        self._audit = audit
+        self._failed: str | None = None
 
     def start(self) -> None:
         self._validator.restore()
+        if self._audit:
+            try:
+                self._validator.audit()
+            except StoreIntegrityError as exc:
+                # Serve the evidence (/v1/head, /readyz) but attest nothing more.
+                self._failed = f"the store fails its audit: {exc}"
+                return
         self._publisher.open()
         self._validator.reattest_pending()
         config = self._kafka.consumer_config(
@@ -147,6 +157,8 @@ class ValidationLoop:
         self._publisher.close()
 
     def check(self) -> None:
+        if self._failed is not None:
+            raise NotReadyError(self._failed)
         if self._thread is None or not self._thread.is_alive():
             raise NotReadyError("the validation loop is not running")
         if self._trouble is not None:
