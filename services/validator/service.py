@@ -44,7 +44,7 @@ from shared.attestation import (
 )
 from shared.block import Block, ChainError, block_from_json, block_to_json, verify_block_signature
 from shared.chain import ChainState, ChainVerifier
-from shared.crypto import SigningKey
+from shared.crypto import SigningKey, b64url_encode
 from shared.genesis import GenesisConfig
 from shared.merkle import (
     Address,
@@ -454,6 +454,21 @@ class ChainQueries:
         except MerkleArgumentError as exc:  # pragma: no cover - sizes checked above
             raise ProofRequestError(str(exc)) from exc
         return {"first": first, "second": second, "proof": [node.hex() for node in proof]}
+
+    def evidence(self, limit: int) -> list[dict[str, Any]]:
+        """`/v1/evidence`: the latest refused blocks, newest first, exactly as received."""
+        return [
+            {
+                "reason": refusal.reason,
+                "height": refusal.height,
+                "evidence": refusal.evidence,
+                "block": b64url_encode(refusal.raw),
+                "conflicting": None
+                if refusal.conflicting is None
+                else b64url_encode(refusal.conflicting),
+            }
+            for refusal in self._store.refusals(limit)
+        ]
 
     def _head(self) -> StoredBlock:
         head = self._store.head()

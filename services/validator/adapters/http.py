@@ -62,6 +62,12 @@ def validator_router(queries: ChainQueries) -> APIRouter:
         except (ProofRequestError, NoChainYetError) as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
 
+    @router.get("/evidence")
+    def evidence(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        """Refused blocks kept as evidence, newest first: the reason, the verifier's evidence,
+        and the bytes received (base64url; for an equivocation also the stored block)."""
+        return queries.evidence(limit)
+
     @router.get("/chain")
     def chain(
         first: Annotated[int, Query(alias="from", ge=0)] = 0,

@@ -8,6 +8,7 @@ from shared.attestation import sign_attestation
 from shared.block import block_from_json, block_to_json
 from shared.canonical import canonicalize
 from shared.chain import verify_chain
+from shared.crypto import b64url_decode
 from shared.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tests.unit.validator.conftest import Rig
 
@@ -161,3 +162,19 @@ def test_the_chain_exports_as_ndjson_that_verifies(rig: Rig) -> None:
     assert head.block_hash == rig.factory.blocks[-1].block_hash
     part = rig.client.get("/v1/chain", params={"from": 1, "to": 2}).content.splitlines()
     assert [block_from_json(line).header.height for line in part] == [1, 2]
+
+
+def test_refused_blocks_are_served_as_evidence(rig: Rig) -> None:
+    _fill(rig, blocks=2)
+    stored = rig.factory.blocks[2]
+    other = rig.factory.resign(stored, sealed_at="2026-01-01T00:00:09.000000Z")
+    rig.validator.receive_block(b"{}", offset=3)
+    rig.validator.receive_block(block_to_json(other), offset=4)
+    body = rig.client.get("/v1/evidence").json()
+    assert [item["reason"] for item in body] == ["equivocation", "BlockFormatError"]
+    assert b64url_decode(body[0]["block"]) == block_to_json(other)
+    assert b64url_decode(body[0]["conflicting"]) == block_to_json(stored)
+    assert body[1]["conflicting"] is None
+    assert b64url_decode(body[1]["block"]) == b"{}"
+    assert len(rig.client.get("/v1/evidence", params={"limit": 1}).json()) == 1
+    assert rig.client.get("/v1/head").json()["fault"]["reason"] == "equivocation"
