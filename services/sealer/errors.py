@@ -22,3 +22,10 @@ class TransientError(SealerError):
 class LeaseLostError(SealerError):
     """Another sealer holds the chain's writer lease (ours expired): stop appending, go to
     standby, and resume from the store if the lease comes back."""
+
+
+class PartitionRewoundError(SealerError):
+    """An input partition delivered an offset before the sealer's position in it: the topic
+    was re-created (an embedded broker restarted with a kept store) or truncated. Block
+    sources are offsets that only move forward, so the sealer stops rather than skip or
+    re-seal anything; an operator decides (new chain, or new topic prefix)."""

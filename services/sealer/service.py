@@ -21,6 +21,7 @@ from services.sealer.core.cut import CutPolicy
 from services.sealer.errors import (
     ChainConflictError,
     LeaseLostError,
+    PartitionRewoundError,
     SealerError,
     TransientError,
 )
@@ -291,6 +292,21 @@ class Sealer:
         state = self._state
         if state is None:
             raise SealerError("recover() first")
+        where = (message.topic, message.partition)
+        expected = self._positions.get(where, 0)
+        if message.offset < expected:
+            log.error(
+                "input partition rewound",
+                extra={
+                    "topic": where[0],
+                    "partition": where[1],
+                    "offset": message.offset,
+                    "expected": expected,
+                },
+            )
+            raise PartitionRewoundError(
+                f"{where[0]}/{where[1]} delivered offset {message.offset}, before {expected}"
+            )
         builder = self._builder
         if builder is None or builder.event_count == 0:
             # Opened afresh while empty, so `sealed_at` (the admission time) is that of the

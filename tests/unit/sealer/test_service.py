@@ -9,6 +9,7 @@ import pytest
 
 from services.sealer.adapters.memory import MemoryChainStore
 from services.sealer.core.cut import CutPolicy
+from services.sealer.errors import PartitionRewoundError
 from services.sealer.service import GenesisMismatchError, Sealer
 from shared.block import block_from_json
 from shared.chain import verify_chain
@@ -231,3 +232,20 @@ def test_a_duplicate_read_in_the_same_batch_as_its_sealed_original_is_rejected()
     assert rig.sealed_ids() == [event["id"]]
     rig.publisher.flush(timeout=1)
     assert [json.loads(r)["reason"] for r in rig.publisher.rejections] == ["duplicate"]
+
+
+def test_a_rewound_partition_stops_the_sealer_instead_of_skipping_or_resealing() -> None:
+    rig = Rig(max_events=2)
+    rig.publish(2)
+    sealer, _ = rig.sealer()
+    sealer.recover()
+    sealer.step()
+    rig.topics.partitions.clear()  # the broker forgot the topic; new events restart at 0
+    rig.publish(1)
+    again, source = rig.sealer()
+    again.recover()
+    source.open({})  # what a consumer reset to the earliest offset reads
+    with pytest.raises(PartitionRewoundError):
+        again.step()
+    assert len(rig.sealed_ids()) == 2
+    assert rig.publisher.rejections == []
