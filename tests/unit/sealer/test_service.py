@@ -14,7 +14,8 @@ from services.sealer.service import GenesisMismatchError, Sealer
 from shared.block import block_from_json
 from shared.chain import verify_chain
 from shared.envelope import encode_event
-from shared.topics import CLINICAL_EVENTS, RECORDS_EVENTS
+from shared.events import identity
+from shared.topics import CLINICAL_EVENTS, IDENTITY_EVENTS, RECORDS_EVENTS
 from tests.unit.core.chainfactory import ChainFactory
 from tests.unit.sealer.fakes import FakePublisher, FakeSource, FakeTopics
 
@@ -249,3 +250,36 @@ def test_a_rewound_partition_stops_the_sealer_instead_of_skipping_or_resealing()
         again.step()
     assert len(rig.sealed_ids()) == 2
     assert rig.publisher.rejections == []
+
+
+def test_the_registry_follows_sealed_identity_events_across_blocks_and_restarts() -> None:
+    rig = Rig(max_events=2)
+    f = rig.factory
+    early = f.event("publisher-2")
+    rig.topics.append(CLINICAL_EVENTS, encode_event(early))  # not registered yet: rejected
+    grant = identity.PublisherRegistered(
+        did=f.did("publisher-2"),
+        name="p2",
+        topic=CLINICAL_EVENTS,
+        types=("org.careledger.clinical.*",),
+    )
+    rig.topics.append(
+        IDENTITY_EVENTS, encode_event(f.identity_event(identity.PUBLISHER_REGISTERED, grant))
+    )
+    sealer, _ = rig.sealer()
+    sealer.recover()
+    sealer.step()
+    rig.clock.now += 1
+    sealer.step()
+    later = f.event("publisher-2")
+    rig.topics.append(CLINICAL_EVENTS, encode_event(later))
+    restarted, _ = rig.sealer()  # the registry comes back with the stored state
+    restarted.recover()
+    restarted.step()
+    rig.clock.now += 1
+    restarted.step()
+    assert later["id"] in rig.sealed_ids()
+    assert early["id"] not in rig.sealed_ids()
+    rig.publisher.flush(timeout=1)
+    assert [json.loads(r)["reason"] for r in rig.publisher.rejections] == ["unknown_signer"]
+    verify_chain(rig.chain(), trusted_genesis=f.genesis_event)
