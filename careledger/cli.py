@@ -12,6 +12,7 @@ from typing import Annotated
 import httpx
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from careledger.devchain import ensure_dev_chain, generate_key
@@ -19,9 +20,11 @@ from careledger.publish import PublishError, complete_event, produce_event
 from careledger.supervisor import readiness
 from careledger.topology import BROKER_PORT, default_services
 from careledger.up import UpOptions, run_up, stdout_console
-from shared.errors import CareLedgerError
+from careledger.verify import chain_lines, fetch_receipt, verify_lines
+from shared.block import Block
+from shared.errors import CareLedgerError, VerificationError
 from shared.kafka import KafkaSettings, ensure_topics
-from shared.keystore import read_key_file
+from shared.keystore import read_genesis_file, read_key_file
 from shared.topics import INPUT_TOPICS, TopicNames
 
 app = typer.Typer(
@@ -161,6 +164,73 @@ def publish(
         KafkaSettings(bootstrap_servers=bootstrap), TopicNames(topic_prefix).physical(topic), full
     )
     typer.echo(json.dumps(asdict(delivery)))
+
+
+@app.command()
+def verify(
+    origin: Annotated[
+        str, typer.Option("--from", help="A validator URL (its /v1/chain) or an NDJSON export.")
+    ],
+    genesis: Annotated[
+        Path | None,
+        typer.Option(help="Pin this genesis file: the export's block 0 must carry it."),
+    ] = None,
+) -> None:
+    """Verify a whole chain offline from genesis; exit 0 only if everything verifies, else
+    print the first fault with its evidence and exit 1."""
+    trusted = read_genesis_file(genesis)[0] if genesis else None
+    counts = {"blocks": 0, "events": 0}
+    with (
+        httpx.Client(timeout=30.0) as client,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("verifying", total=None)
+
+        def advance(block: Block) -> None:
+            counts["blocks"] += 1
+            counts["events"] += len(block.events)
+            progress.update(
+                task,
+                description=f"block {block.header.height}: "
+                f"{counts['blocks']} blocks, {counts['events']} events verified",
+            )
+
+        try:
+            head = verify_lines(
+                chain_lines(origin, client=client), trusted_genesis=trusted, on_block=advance
+            )
+        except VerificationError as fault:
+            progress.stop()
+            typer.echo(json.dumps({"verified": False, "fault": fault.evidence(), **counts}))
+            raise typer.Exit(1) from fault
+    typer.echo(json.dumps({"verified": True, **asdict(head), **counts}))
+
+
+@app.command()
+def proof(
+    source: Annotated[str, typer.Argument(help="The event's `source`.")],
+    event_id: Annotated[str, typer.Argument(metavar="ID", help="The event's `id`.")],
+    validator: Annotated[str, typer.Option(help="Validator base URL.")] = "http://127.0.0.1:8111",
+    genesis: Annotated[Path, typer.Option(help="The genesis to trust.")] = Path(
+        "data/genesis.json"
+    ),
+) -> None:
+    """Fetch the inclusion proof of an event against the final head and verify it (sealer
+    signature, quorum of genesis validators, Merkle path); exit 1 with evidence otherwise."""
+    _, config = read_genesis_file(genesis)
+    with httpx.Client(timeout=10.0) as client:
+        try:
+            receipt = fetch_receipt(validator, source, event_id, genesis=config, client=client)
+        except VerificationError as fault:
+            typer.echo(json.dumps({"verified": False, "fault": fault.evidence()}))
+            raise typer.Exit(1) from fault
+    typer.echo(json.dumps({"verified": True, **asdict(receipt)}))
 
 
 def _read_json_argument(argument: str) -> dict[str, object]:
