@@ -19,7 +19,7 @@ runner = CliRunner()
 
 
 def test_every_command_has_help() -> None:
-    for command in ("up", "init", "topics", "keygen", "status", "publish"):
+    for command in ("up", "init", "topics", "keygen", "status", "publish", "verify", "proof"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
