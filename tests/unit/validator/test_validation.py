@@ -192,3 +192,40 @@ def test_a_gap_asks_for_a_re_read_once_then_refuses(rig: Rig) -> None:
     head = rig.store.head()
     assert head is not None
     assert head.height == 3
+
+
+def test_a_stored_hash_with_other_events_and_a_forged_rival_are_refused(rig: Rig) -> None:
+    rig.factory.seal_many(2, 2)
+    _feed(rig)
+    stored = rig.factory.blocks[1]
+    swapped = stored.model_copy(update={"events": tuple(reversed(stored.events))})
+    rig.validator.receive_block(block_to_json(swapped), offset=3)
+    rival = rig.factory.resign(stored, sealed_at="2026-01-01T00:00:01.500000Z")
+    forged = rival.model_copy(update={"signature": b64url_encode(key_for("stranger").sign(b"x"))})
+    rig.validator.receive_block(block_to_json(forged), offset=4)
+    refusals = rig.store.refusals()
+    assert [r.reason for r in refusals] == ["BlockSignatureError", "DuplicateMismatchError"]
+    assert refusals[1].conflicting == block_to_json(stored)
+    head = rig.store.head()
+    assert head is not None
+    assert head.height == 2
+
+
+def test_a_quorum_on_another_block_or_on_two_blocks_never_finalises_ours(rig: Rig) -> None:
+    rig.factory.seal_many(2, 2)
+    _feed(rig)
+    rival = rig.factory.resign(rig.factory.blocks[1], sealed_at="2026-01-01T00:00:01.500000Z")
+    rival2 = rig.factory.resign(rig.factory.blocks[2], sealed_at="2026-01-01T00:00:02.500000Z")
+    for name in ("validator-2", "validator-3"):
+        liar = sign_attestation(rival.header, rig.factory.keys[name])
+        assert rig.validator.receive_attestation(liar.model_dump_json().encode())
+    # Height 2: ours by validator-1 and -2, the rival by -2 and -3: a finality conflict.
+    for name in ("validator-2", "validator-3"):
+        liar = sign_attestation(rival2.header, rig.factory.keys[name])
+        assert rig.validator.receive_attestation(liar.model_dump_json().encode())
+    ours = sign_attestation(rig.factory.blocks[2].header, rig.factory.keys["validator-2"])
+    assert rig.validator.receive_attestation(ours.model_dump_json().encode())
+    assert rig.store.final_height() is None
+    block = rig.store.block_at(1)
+    assert block is not None
+    assert not block.final
