@@ -59,6 +59,10 @@ from shared.merkle import (
 log = logging.getLogger(__name__)
 
 EQUIVOCATION = "equivocation"
+FINALITY_CONFLICT = "finality_conflict"
+STORE_TAMPERED = "store_tampered"
+#: Faults that stay shown until an operator acts; others clear when the head moves on.
+ALARMS = frozenset({EQUIVOCATION, FINALITY_CONFLICT, STORE_TAMPERED})
 
 
 class Validator:
@@ -119,7 +123,7 @@ class Validator:
             self._audit()
         except StoreIntegrityError as exc:
             self._fault = Refusal(
-                reason="store_tampered",
+                reason=STORE_TAMPERED,
                 height=exc.context.get("height"),
                 raw=b"",
                 evidence=_jsonable(exc.evidence()),
@@ -221,7 +225,7 @@ class Validator:
             return None
         self._store.append(verified, raw=block_to_json(block), offset=offset)
         self._state = verified.state
-        if self._fault is not None and self._fault.reason != EQUIVOCATION:
+        if self._fault is not None and self._fault.reason not in ALARMS:
             self._fault = None
         self._metrics.block_verified(
             height=height, events=len(block.events), seconds=time.perf_counter() - started
@@ -293,7 +297,7 @@ class Validator:
             conflicting=conflicting,
         )
         self._store.add_refusal(refusal, offset=offset)
-        if self._fault is None or self._fault.reason != EQUIVOCATION:
+        if self._fault is None or self._fault.reason not in ALARMS:
             self._fault = refusal
         self._metrics.block_refused(reason=reason)
         # Evidence carries hashes, heights and field names, never event contents.
@@ -354,15 +358,26 @@ class Validator:
                 validators=self._genesis.validators,
             )
         except FinalityConflictError as exc:
-            log.error("finality conflict", extra={"height": height, "detail": exc.message})
+            self._alarm(FINALITY_CONFLICT, height, _jsonable(exc.evidence()))
             return
         if final is None:
             return
         if final != stored.block_hash:
-            log.error("the quorum finalised another block than ours", extra={"height": height})
+            evidence = {
+                "message": "the quorum finalised another block than ours",
+                "expected": stored.block_hash,
+                "computed": final,
+                "height": height,
+            }
+            self._alarm(FINALITY_CONFLICT, height, evidence)
             return
         self._store.mark_final(height)
         self._metrics.finalized(height=height)
+
+    def _alarm(self, reason: str, height: int, evidence: dict[str, Any]) -> None:
+        if self._fault is None or self._fault.reason not in ALARMS:
+            self._fault = Refusal(reason=reason, height=height, raw=b"", evidence=evidence)
+        log.error("finality alarm", extra={"height": height, "detail": evidence.get("message")})
 
 
 class ChainQueries:

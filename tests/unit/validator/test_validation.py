@@ -226,6 +226,9 @@ def test_a_quorum_on_another_block_or_on_two_blocks_never_finalises_ours(rig: Ri
     ours = sign_attestation(rig.factory.blocks[2].header, rig.factory.keys["validator-2"])
     assert rig.validator.receive_attestation(ours.model_dump_json().encode())
     assert rig.store.final_height() is None
+    fault = rig.validator.fault
+    assert fault is not None
+    assert fault["reason"] == "finality_conflict"
     block = rig.store.block_at(1)
     assert block is not None
     assert not block.final
