@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Row
@@ -61,6 +63,12 @@ blocks_table = Table(
     Column("sealed_at", String(40), nullable=False),
     Column("raw", LargeBinary(), nullable=False),
     Column("final", Boolean(), nullable=False),
+    Index(
+        "ix_validator_blocks_final",
+        "height",
+        sqlite_where=text("final = 1"),
+        postgresql_where=text("final"),
+    ),
 )
 nodes_table = Table(
     "validator_nodes",
@@ -195,7 +203,7 @@ class SqlChainStore:
             )
 
     def final_height(self) -> int | None:
-        query = select(func.max(blocks_table.c.height)).where(blocks_table.c.final.is_(True))
+        query = select(func.max(blocks_table.c.height)).where(blocks_table.c.final)
         with self._database.read() as tx:
             value = tx.execute(query).scalar_one_or_none()
         return None if value is None else int(value)

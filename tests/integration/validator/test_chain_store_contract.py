@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
 from services.validator.adapters.memory import DuplicateBlockError, MemoryChainStore
-from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
+from services.validator.adapters.sql import SqlChainStore, metadata, migrate_chain_store
 from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, Refusal
 from shared.attestation import sign_attestation
 from shared.block import block_to_json
@@ -174,3 +175,15 @@ def test_everything_survives_a_reopen(backend: tuple[Store, dict[str, object]]) 
         assert state is not None
         assert state.head_hash == factory.blocks[-1].block_hash
         assert again.cursor(BLOCKS_CURSOR) == 2
+
+
+@pytest.mark.parametrize("kind", [p for p in PARAMS if p.values[0] != "memory"])
+def test_the_migrations_create_the_tables_the_queries_use(kind: str, tmp_path: Path) -> None:
+    with sql_database(kind, tmp_path) as (database, _):
+        assert migrate_chain_store(database) == "validator_0002"
+        inspector = inspect(database.engine)
+        for table in metadata.sorted_tables:
+            columns = {column["name"] for column in inspector.get_columns(table.name)}
+            assert columns == {column.name for column in table.columns}, table.name
+            indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+            assert indexes == {index.name for index in table.indexes}, table.name
