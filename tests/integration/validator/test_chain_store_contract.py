@@ -25,7 +25,7 @@ from shared.merkle import (
 from tests.integration.store.backends import BACKENDS, reopen, sql_database
 from tests.unit.core.chainfactory import ChainFactory
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 Store = SqlChainStore | MemoryChainStore
 

@@ -27,7 +27,7 @@ from shared.store import open_database
 from shared.topics import LEDGER_ATTESTATIONS, LEDGER_BLOCKS, TopicNames
 from tests.unit.core.chainfactory import ChainFactory, key_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 DEADLINE = 15.0
 
