@@ -289,24 +289,16 @@ class Sealer:
         self._cut_if_due()
 
     def _take(self, message: SourceMessage) -> None:
-        state = self._state
+        self._check_position(message)
+        if self._builder is not None and self._policy.overflows(
+            event_count=self._builder.event_count,
+            byte_size=self._builder.byte_size,
+            incoming=len(message.value),  # the Kafka value is the canonical event (leaf) bytes
+        ):
+            self.cut()
+        state = self._state  # read after any cut: the cut advances it
         if state is None:
             raise SealerError("recover() first")
-        where = (message.topic, message.partition)
-        expected = self._positions.get(where, 0)
-        if message.offset < expected:
-            log.error(
-                "input partition rewound",
-                extra={
-                    "topic": where[0],
-                    "partition": where[1],
-                    "offset": message.offset,
-                    "expected": expected,
-                },
-            )
-            raise PartitionRewoundError(
-                f"{where[0]}/{where[1]} delivered offset {message.offset}, before {expected}"
-            )
         builder = self._builder
         if builder is None or builder.event_count == 0:
             # Opened afresh while empty, so `sealed_at` (the admission time) is that of the
@@ -326,6 +318,23 @@ class Sealer:
             if self._opened_at is None:
                 self._opened_at = self._monotonic()
         self._positions[(message.topic, message.partition)] = message.offset + 1
+
+    def _check_position(self, message: SourceMessage) -> None:
+        where = (message.topic, message.partition)
+        expected = self._positions.get(where, 0)
+        if message.offset < expected:
+            log.error(
+                "input partition rewound",
+                extra={
+                    "topic": where[0],
+                    "partition": where[1],
+                    "offset": message.offset,
+                    "expected": expected,
+                },
+            )
+            raise PartitionRewoundError(
+                f"{where[0]}/{where[1]} delivered offset {message.offset}, before {expected}"
+            )
 
     def _reject(self, message: SourceMessage, exc: EventRejected) -> None:
         record = RejectionRecorded.of(

@@ -33,6 +33,11 @@ class CutPolicy:
             return True
         return now - opened_at >= self.max_wait
 
+    def overflows(self, *, event_count: int, byte_size: int, incoming: int) -> bool:
+        """Whether an event of `incoming` bytes would take a non-empty block past `max_bytes`
+        (then the block is cut first; a lone event larger than the limit still gets a block)."""
+        return event_count > 0 and byte_size + incoming > self.max_bytes
+
     def wait_budget(self, *, opened_at: float | None, now: float, idle: float) -> float:
         """How long the shell may block waiting for the next event: `idle` while the block is
         empty, else what is left of `max_wait` (never negative)."""

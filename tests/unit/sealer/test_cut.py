@@ -51,3 +51,9 @@ def test_defaults_and_env_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARELEDGER_BLOCK_MAX_BYTES", "4096")
     monkeypatch.setenv("CARELEDGER_BLOCK_MAX_WAIT_SECONDS", "0.05")
     assert SealerSettings().cut_policy() == CutPolicy(7, 4096, 0.05)
+
+
+def test_an_event_that_would_overflow_max_bytes_cuts_the_block_before_it() -> None:
+    assert POLICY.overflows(event_count=1, byte_size=60, incoming=41)
+    assert not POLICY.overflows(event_count=1, byte_size=60, incoming=40)
+    assert not POLICY.overflows(event_count=0, byte_size=0, incoming=500)  # alone: its own block

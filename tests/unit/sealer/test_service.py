@@ -283,3 +283,20 @@ def test_the_registry_follows_sealed_identity_events_across_blocks_and_restarts(
     rig.publisher.flush(timeout=1)
     assert [json.loads(r)["reason"] for r in rig.publisher.rejections] == ["unknown_signer"]
     verify_chain(rig.chain(), trusted_genesis=f.genesis_event)
+
+
+def test_blocks_never_exceed_max_bytes_unless_one_event_does() -> None:
+    rig = Rig(max_events=100)
+    rig.policy = CutPolicy(max_events=100, max_bytes=1000, max_wait=0.2)
+    rig.publish(12)  # ~430 bytes each: two per block
+    sealer, _ = rig.sealer()
+    sealer.recover()
+    sealer.step()
+    rig.clock.now += 1
+    sealer.step()
+    sizes = [
+        sum(len(encode_event(e)) for e in block_from_json(raw).events) for raw in rig.chain()[1:]
+    ]
+    assert len(rig.sealed_ids()) == 12
+    assert all(size <= 1000 for size in sizes)
+    assert len(sizes) == 6
