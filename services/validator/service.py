@@ -15,6 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from services.validator.core.faults import (
+    EQUIVOCATION,
+    FINALITY_CONFLICT,
+    STORE_TAMPERED,
+    Fault,
+    FaultBoard,
+)
 from services.validator.errors import (
     DuplicateMismatchError,
     EquivocationError,
@@ -58,12 +65,6 @@ from shared.merkle import (
 
 log = logging.getLogger(__name__)
 
-EQUIVOCATION = "equivocation"
-FINALITY_CONFLICT = "finality_conflict"
-STORE_TAMPERED = "store_tampered"
-#: Faults that stay shown until an operator acts; others clear when the head moves on.
-ALARMS = frozenset({EQUIVOCATION, FINALITY_CONFLICT, STORE_TAMPERED})
-
 
 class Validator:
     """The validation loop's use cases. One thread drives it (the Kafka adapter)."""
@@ -85,7 +86,7 @@ class Validator:
         self._publisher = publisher
         self._metrics = metrics
         self._state: ChainState | None = None
-        self._fault: Refusal | None = None
+        self._faults = FaultBoard()
         self._rewound_at: int | None = None  # the head at the last MissingBlocksError
 
     @property
@@ -96,9 +97,8 @@ class Validator:
     def fault(self) -> dict[str, Any] | None:
         """Why the last block was refused, while the head has not moved past it (an
         equivocation stays until an operator acts)."""
-        if self._fault is None:
-            return None
-        return {"reason": self._fault.reason, **self._fault.evidence}
+        fault = self._faults.current
+        return None if fault is None else fault.to_json()
 
     def restore(self) -> None:
         """Resume from the store: its chain state, and the last fault still pending."""
@@ -106,9 +106,7 @@ class Validator:
         head = -1 if self._state is None else self._state.head.height
         latest = self._store.refusals(limit=1)
         if latest:
-            refusal = latest[0]
-            if refusal.reason == EQUIVOCATION or refusal.height is None or refusal.height > head:
-                self._fault = refusal
+            self._faults.restore(_fault_of(latest[0]), head=head)
         if self._state is not None:
             self._metrics.block_verified(height=head, events=0, seconds=0.0)
             final = self._store.final_height()
@@ -122,12 +120,8 @@ class Validator:
         try:
             self._audit()
         except StoreIntegrityError as exc:
-            self._fault = Refusal(
-                reason=STORE_TAMPERED,
-                height=exc.context.get("height"),
-                raw=b"",
-                evidence=_jsonable(exc.evidence()),
-            )
+            height = exc.context.get("height")
+            self._faults.report(Fault(STORE_TAMPERED, height, _jsonable(exc.evidence())))
             log.error("the store fails its audit", extra={"detail": exc.message})
             raise
 
@@ -225,8 +219,7 @@ class Validator:
             return None
         self._store.append(verified, raw=block_to_json(block), offset=offset)
         self._state = verified.state
-        if self._fault is not None and self._fault.reason not in ALARMS:
-            self._fault = None
+        self._faults.head_moved()
         self._metrics.block_verified(
             height=height, events=len(block.events), seconds=time.perf_counter() - started
         )
@@ -297,8 +290,7 @@ class Validator:
             conflicting=conflicting,
         )
         self._store.add_refusal(refusal, offset=offset)
-        if self._fault is None or self._fault.reason not in ALARMS:
-            self._fault = refusal
+        self._faults.report(_fault_of(refusal))
         self._metrics.block_refused(reason=reason)
         # Evidence carries hashes, heights and field names, never event contents.
         log.error(
@@ -375,8 +367,7 @@ class Validator:
         self._metrics.finalized(height=height)
 
     def _alarm(self, reason: str, height: int, evidence: dict[str, Any]) -> None:
-        if self._fault is None or self._fault.reason not in ALARMS:
-            self._fault = Refusal(reason=reason, height=height, raw=b"", evidence=evidence)
+        self._faults.report(Fault(reason, height, evidence))
         log.error("finality alarm", extra={"height": height, "detail": evidence.get("message")})
 
 
@@ -504,6 +495,10 @@ class _Prefetched:
 
     def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
         return [self._hashes[address] for address in addresses]
+
+
+def _fault_of(refusal: Refusal) -> Fault:
+    return Fault(refusal.reason, refusal.height, refusal.evidence)
 
 
 def _check_describes(attestation: Attestation, stored: StoredBlock) -> None:

@@ -1,0 +1,60 @@
+"""What a validator shows as its fault in `/v1/head`: pure bookkeeping, no I/O.
+
+A refused block is shown until the head moves past it; an alarm (equivocation, a finality
+conflict, an altered store) stays until an operator acts, and is never hidden by a later
+ordinary refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+EQUIVOCATION: Final = "equivocation"
+FINALITY_CONFLICT: Final = "finality_conflict"
+STORE_TAMPERED: Final = "store_tampered"
+ALARMS: Final = frozenset({EQUIVOCATION, FINALITY_CONFLICT, STORE_TAMPERED})
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """Why the validator is not (only) following the chain: a reason and its evidence."""
+
+    reason: str
+    height: int | None
+    evidence: dict[str, Any]
+
+    @property
+    def is_alarm(self) -> bool:
+        return self.reason in ALARMS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, **self.evidence}
+
+
+class FaultBoard:
+    """The fault currently shown."""
+
+    def __init__(self) -> None:
+        self._current: Fault | None = None
+
+    @property
+    def current(self) -> Fault | None:
+        return self._current
+
+    def report(self, fault: Fault) -> None:
+        """A block was refused, or an alarm raised: show it unless an alarm is showing."""
+        if self._current is None or not self._current.is_alarm:
+            self._current = fault
+
+    def head_moved(self) -> None:
+        """A block was accepted: an ordinary refusal is behind us, an alarm is not."""
+        if self._current is not None and not self._current.is_alarm:
+            self._current = None
+
+    def restore(self, latest: Fault | None, *, head: int) -> None:
+        """After a restart: the latest refusal is shown if it is an alarm or still ahead."""
+        if latest is None:
+            return
+        if latest.is_alarm or latest.height is None or latest.height > head:
+            self.report(latest)
