@@ -10,7 +10,8 @@ from services.validator.adapters.kafka import KafkaAttestationPublisher, Validat
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
 from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
 from services.validator.config import ValidatorSettings
-from services.validator.service import ChainQueries, Validator
+from services.validator.queries import ChainQueries
+from services.validator.service import Validator
 from shared.runtime.app import service_app
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics

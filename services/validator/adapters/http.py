@@ -14,7 +14,7 @@ from services.validator.errors import (
     UnknownBlockError,
     UnknownEventError,
 )
-from services.validator.service import ChainQueries
+from services.validator.queries import ChainQueries
 
 NDJSON = "application/x-ndjson"
 

@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 from services.validator.adapters.kafka import KafkaAttestationPublisher, ValidationLoop
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
 from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
-from services.validator.service import ChainQueries, Validator
+from services.validator.queries import ChainQueries
+from services.validator.service import Validator
 from shared.block import Block, block_to_json
 from shared.canonical import canonicalize
 from shared.chain import ChainVerifier

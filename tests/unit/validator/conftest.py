@@ -16,7 +16,8 @@ from services.validator.adapters.http import validator_router
 from services.validator.adapters.memory import MemoryChainStore
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
 from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
-from services.validator.service import ChainQueries, Validator
+from services.validator.queries import ChainQueries
+from services.validator.service import Validator
 from shared.attestation import Attestation
 from shared.store import open_database
 from tests.unit.core.chainfactory import ChainFactory

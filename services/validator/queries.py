@@ -1,0 +1,153 @@
+"""The validator's read side: heads, blocks, proofs and evidence, answered from the store
+(proofs from stored subtree hashes, one batched read of O(log n) rows each)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from services.validator.errors import (
+    NoChainYetError,
+    ProofRequestError,
+    UnknownBlockError,
+    UnknownEventError,
+)
+from services.validator.ports import ChainStore, StoredBlock
+from services.validator.service import Validator
+from shared.crypto import b64url_encode
+from shared.merkle import (
+    Address,
+    MerkleArgumentError,
+    consistency_proof_at,
+    inclusion_proof_at,
+    inclusion_proof_nodes,
+    root_at,
+    root_nodes,
+)
+
+
+class ChainQueries:
+    """The read side the HTTP API serves: heads, blocks and proofs from the store."""
+
+    def __init__(self, *, store: ChainStore, validator: Validator) -> None:
+        self._store = store
+        self._validator = validator
+
+    def head(self) -> dict[str, Any]:
+        """`/v1/head`: the last verified block, the final height, and any pending fault."""
+        head = self._store.head()
+        if head is None:
+            fault = self._validator.fault
+            raise NoChainYetError("no block verified yet" + (f": {fault}" if fault else ""))
+        body: dict[str, Any] = {
+            "height": head.height,
+            "block_hash": head.block_hash,
+            "tree_size": head.tree_size,
+            "log_root": head.log_root,
+            "final_height": self._store.final_height(),
+            "attestations": self._attestations(head.height),
+        }
+        fault = self._validator.fault
+        if fault is not None:
+            body["fault"] = fault
+        return body
+
+    def block(self, height: int) -> dict[str, Any]:
+        """`/v1/blocks/{height}`: the block as stored plus its attestations."""
+        stored = self._store.block_at(height)
+        if stored is None:
+            raise UnknownBlockError(f"no verified block at height {height}")
+        body: dict[str, Any] = json.loads(stored.raw)
+        body["attestations"] = self._attestations(height)
+        return body
+
+    def chain(self, first: int, last: int | None) -> Iterator[bytes]:
+        """`/v1/chain`: the stored blocks as NDJSON lines."""
+        head = self._store.head()
+        if head is None:
+            return
+        for stored in self._store.blocks(first, head.height if last is None else last):
+            yield stored.raw + b"\n"
+
+    def inclusion(self, source: str, event_id: str, tree_size: int | None) -> dict[str, Any]:
+        """`/v1/proofs/inclusion`: the event, its leaf, and its audit path to a tree size."""
+        location = self._store.locate(source, event_id)
+        if location is None:
+            raise UnknownEventError("no sealed event with this source and id")
+        head = self._head()
+        size = head.tree_size if tree_size is None else tree_size
+        if not location.leaf_index < size <= head.tree_size:
+            raise ProofRequestError(
+                f"tree_size must be in ({location.leaf_index}, {head.tree_size}]"
+            )
+        stored = self._store.block_at(location.height)
+        if stored is None:  # pragma: no cover - stored with the location
+            raise UnknownBlockError(f"no verified block at height {location.height}")
+        events = json.loads(stored.raw)["events"]
+        event = events[location.leaf_index - (stored.tree_size - stored.event_count)]
+        # The leaf (a level-0 node), the root's and the path's subtrees in one read.
+        leaf_address = (0, location.leaf_index)
+        groups = inclusion_proof_nodes(location.leaf_index, size)
+        reader = _Prefetched(
+            self._store,
+            [leaf_address, *root_nodes(size), *(a for group in groups for a in group)],
+        )
+        leaf = reader.subtree_hashes([leaf_address])[0]
+        root = root_at(reader, size)
+        path = inclusion_proof_at(reader, location.leaf_index, size)
+        return {
+            "height": location.height,
+            "leaf_index": location.leaf_index,
+            "tree_size": size,
+            "leaf_hash": leaf.hex(),
+            "audit_path": [node.hex() for node in path],
+            "log_root": root.hex(),
+            "event": event,
+        }
+
+    def consistency(self, first: int, second: int) -> dict[str, Any]:
+        """`/v1/proofs/consistency`: PROOF(first, D[second]) for sizes up to the head's."""
+        head = self._head()
+        if not 1 <= first <= second <= head.tree_size:
+            raise ProofRequestError(f"need 1 <= first <= second <= {head.tree_size}")
+        try:
+            proof = consistency_proof_at(self._store, first, second)
+        except MerkleArgumentError as exc:  # pragma: no cover - sizes checked above
+            raise ProofRequestError(str(exc)) from exc
+        return {"first": first, "second": second, "proof": [node.hex() for node in proof]}
+
+    def evidence(self, limit: int) -> list[dict[str, Any]]:
+        """`/v1/evidence`: the latest refused blocks, newest first, exactly as received."""
+        return [
+            {
+                "reason": refusal.reason,
+                "height": refusal.height,
+                "evidence": refusal.evidence,
+                "block": b64url_encode(refusal.raw),
+                "conflicting": None
+                if refusal.conflicting is None
+                else b64url_encode(refusal.conflicting),
+            }
+            for refusal in self._store.refusals(limit)
+        ]
+
+    def _head(self) -> StoredBlock:
+        head = self._store.head()
+        if head is None:
+            raise NoChainYetError("no block verified yet")
+        return head
+
+    def _attestations(self, height: int) -> list[dict[str, Any]]:
+        return [a.model_dump(mode="json") for a in self._store.attestations_at(height)]
+
+
+class _Prefetched:
+    """A `SubtreeReader` over hashes read from the store in one query up front."""
+
+    def __init__(self, store: ChainStore, addresses: Sequence[Address]) -> None:
+        unique = list(dict.fromkeys(addresses))
+        self._hashes = dict(zip(unique, store.subtree_hashes(unique), strict=True))
+
+    def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
+        return [self._hashes[address] for address in addresses]
