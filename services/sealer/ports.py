@@ -113,3 +113,6 @@ class SealerMetrics(Protocol):
     def rejected(self, reason: str) -> None: ...
 
     def at_height(self, height: int) -> None: ...
+
+    def leading(self, holds_lease: bool) -> None:
+        """Whether this sealer is the chain's writer (False: standby)."""

@@ -104,6 +104,9 @@ class NullMetrics:
     def at_height(self, height: int) -> None:
         pass
 
+    def leading(self, holds_lease: bool) -> None:
+        pass
+
 
 def _dedup_keys(messages: list[SourceMessage]) -> list[DedupKey]:
     """The `(source, id)` the messages claim, where they parse; only a prefetch hint, so
@@ -232,6 +235,7 @@ class Sealer:
                         self.step()
                 except LeaseLostError:
                     log.warning("writer lease lost: standby")
+                    self._metrics.leading(False)
                     self._reset()
         except SealerStopped:
             pass
@@ -254,7 +258,9 @@ class Sealer:
             return True
         if self._retry(self._lease.acquire, "take the writer lease"):
             self._lease_renewed_at = self._monotonic()
+            self._metrics.leading(True)
             return True
+        self._metrics.leading(False)
         if self.trouble is None or not self.trouble.startswith("standby"):
             log.info("standby: another sealer holds the writer lease")
         self.trouble = "standby: another sealer holds the writer lease"

@@ -28,6 +28,11 @@ class PrometheusSealerMetrics:
         self._height = Gauge(
             "careledger_sealer_height", "Height of the last stored block", registry=registry
         )
+        self._leader = Gauge(
+            "careledger_sealer_leader",
+            "1 while this sealer holds the chain's writer lease, 0 in standby",
+            registry=registry,
+        )
         self._cut = Histogram(
             "careledger_sealer_block_cut_seconds",
             "From a block's first admitted event to the block stored and published",
@@ -46,3 +51,6 @@ class PrometheusSealerMetrics:
 
     def at_height(self, height: int) -> None:
         self._height.set(height)
+
+    def leading(self, holds_lease: bool) -> None:
+        self._leader.set(1 if holds_lease else 0)

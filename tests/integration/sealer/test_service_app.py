@@ -70,6 +70,7 @@ def test_the_service_seals_reports_ready_and_counts(
         assert height is not None
         assert 1 <= float(height.group(1)) <= 5
         assert "careledger_sealer_block_cut_seconds_count" in metrics
+        assert "careledger_sealer_leader 1.0" in metrics
     # The store outlives the process: a second start resumes at the same head.
     with TestClient(build(settings)) as client:
         _wait(lambda: client.get("/readyz").status_code == 200)
