@@ -80,3 +80,22 @@ def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChai
     )
     write_genesis_file(genesis_path, event)
     return DevChain(data_dir, dids, tuple(created), True, chain_id)
+
+
+def archive_previous_run(data_dir: Path, *, now: datetime) -> Path | None:
+    """Move the stores and genesis of an earlier run to `previous/<time>/`; return where.
+
+    The embedded broker keeps topics in memory: a new broker starts every partition at
+    offset 0 again, which the stored chain (offsets only ever grow) cannot continue. The
+    keys stay; the next `ensure_dev_chain` writes a new genesis, so the new chain is a
+    different chain, and the old one stays verifiable where it was moved.
+    """
+    stores = sorted(data_dir.glob("*.db*"))
+    genesis = data_dir / "genesis.json"
+    if not stores:
+        return None
+    target = data_dir / "previous" / now.strftime("%Y%m%dT%H%M%SZ")
+    target.mkdir(parents=True, exist_ok=False)
+    for path in [*stores, *([genesis] if genesis.exists() else [])]:
+        path.rename(target / path.name)
+    return target

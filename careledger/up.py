@@ -8,13 +8,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from careledger.broker import EmbeddedBroker
-from careledger.devchain import ensure_dev_chain
+from careledger.devchain import archive_previous_run, ensure_dev_chain
 from careledger.supervisor import Supervisor, child_environment, install_stop_signals
 from careledger.topology import BROKER_PORT, ServiceSpec, default_services
 from shared.kafka import KafkaSettings, ensure_topics
@@ -70,6 +71,14 @@ def run_up(options: UpOptions, console: Console) -> int:
     specs = topics.specs(input_partitions=options.input_partitions)
     created = ensure_topics(kafka, specs)
     log.announce(f"topics: {len(created)} created, {len(specs) - len(created)} already there")
+    if broker is not None:
+        archived = archive_previous_run(options.data_dir, now=datetime.now(UTC))
+        if archived is not None:
+            log.announce(
+                f"!! the embedded broker keeps no topics between runs, so the previous chain "
+                f"cannot continue: its stores and genesis moved to {archived}; starting a new "
+                "dev chain with the same keys (set KAFKA_BOOTSTRAP_SERVERS for a lasting one)"
+            )
     chain = ensure_dev_chain(options.data_dir)
     log.announce(
         f"dev chain {chain.chain_id!r} in {options.data_dir}: "

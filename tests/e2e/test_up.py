@@ -164,25 +164,29 @@ def test_a_killed_service_is_reported_and_restarted(system: RunningSystem) -> No
         raise AssertionError(f"validator-2 did not come back:\n{system.output()}")
 
 
-def test_ctrl_c_stops_everything_within_ten_seconds_and_restart_keeps_the_chain(
+def test_ctrl_c_stops_everything_within_ten_seconds_and_a_restart_starts_a_new_chain(
     own_system: RunningSystem,
 ) -> None:
+    """The embedded broker keeps no topics, so a restart archives the old chain, keeps keys."""
     system = own_system
     elapsed = system.interrupt(timeout=15)
     assert elapsed < 10, f"stopping took {elapsed:.1f} s"
     assert system.process.returncode == 0
     listening = [port for port in system.ports if port_open("127.0.0.1", port)]
     assert listening == [], f"still listening after Ctrl-C: {listening}"
-    dids = {p.stem: json.loads(p.read_text())["did"] for p in (system.data_dir / "keys").glob("*")}
+    keys = system.data_dir / "keys"
+    dids = {p.stem: json.loads(p.read_text())["did"] for p in keys.glob("*")}
     genesis = (system.data_dir / "genesis.json").read_text()
 
     again = start_system(system.data_dir, system.log, system.offset)
     try:
-        again.wait_for_output("kept the genesis", timeout=60, after=len(system.output()))
+        again.wait_for_output("moved to", timeout=60, after=len(system.output()))
         again.wait_for_output("all services ready", timeout=120, after=len(system.output()))
     finally:
         again.interrupt(timeout=15)
-    assert (system.data_dir / "genesis.json").read_text() == genesis
-    assert {
-        p.stem: json.loads(p.read_text())["did"] for p in (system.data_dir / "keys").glob("*")
-    } == dids
+    assert {p.stem: json.loads(p.read_text())["did"] for p in keys.glob("*")} == dids
+    assert (system.data_dir / "genesis.json").read_text() != genesis
+    (archive,) = (system.data_dir / "previous").iterdir()
+    assert (archive / "genesis.json").read_text() == genesis
+    assert (archive / "sealer.db").exists()
+    assert (archive / "validator-1.db").exists()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from careledger.devchain import DEV_CHAIN_ID, ensure_dev_chain, generate_key
+from careledger.devchain import (
+    DEV_CHAIN_ID,
+    archive_previous_run,
+    ensure_dev_chain,
+    generate_key,
+)
 from shared.crypto import SigningKey
 from shared.genesis import DEV_KEY_NAMES
 from shared.keystore import (
@@ -91,3 +97,27 @@ def test_written_key_files_have_exactly_the_brief_members(tmp_path: Path) -> Non
         "did": key.did,
         "private_key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
     }
+
+
+def test_archiving_moves_stores_and_genesis_but_keeps_keys(tmp_path: Path) -> None:
+    first = ensure_dev_chain(tmp_path)
+    genesis = (tmp_path / "genesis.json").read_text()
+    (tmp_path / "sealer.db").write_bytes(b"chain")
+    (tmp_path / "sealer.db-wal").write_bytes(b"wal")
+    moment = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+    archive = archive_previous_run(tmp_path, now=moment)
+    assert archive == tmp_path / "previous" / "20261124T100000Z"
+    assert (archive / "sealer.db").read_bytes() == b"chain"
+    assert (archive / "sealer.db-wal").exists()
+    assert (archive / "genesis.json").read_text() == genesis
+    assert not (tmp_path / "genesis.json").exists()
+    second = ensure_dev_chain(tmp_path)
+    assert second.created_genesis
+    assert second.created_keys == ()
+    assert second.dids == first.dids
+
+
+def test_nothing_to_archive_on_a_first_run(tmp_path: Path) -> None:
+    ensure_dev_chain(tmp_path)
+    assert archive_previous_run(tmp_path, now=datetime.now(UTC)) is None
+    assert (tmp_path / "genesis.json").exists()
