@@ -120,30 +120,11 @@ class ValidationLoop:
         self._failed: str | None = None
 
     def start(self) -> None:
-        self._validator.restore()
-        if self._audit:
-            try:
-                self._validator.audit()
-            except StoreIntegrityError as exc:
-                # Serve the evidence (/v1/head, /readyz) but attest nothing more.
-                self._failed = f"the store fails its audit: {exc}"
-                return
-        self._publisher.open()
-        self._validator.reattest_pending()
-        config = self._kafka.consumer_config(
-            f"careledger-{self._client_name}", **{"enable.partition.eof": False}
-        )
-        self._consumer = self._consumer_factory(config)
-        self._consumer.assign(
-            [
-                TopicPartition(self._blocks_topic, 0, _next(self._store.cursor(BLOCKS_CURSOR))),
-                TopicPartition(
-                    self._attestations_topic, 0, _next(self._store.cursor(ATTESTATIONS_CURSOR))
-                ),
-            ]
-        )
+        # Restoring and auditing a long chain takes a while: do it on the loop's thread so
+        # the service answers /healthz (and /readyz says why it is not ready) meanwhile.
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="validation", daemon=True)
+        self._trouble = "starting: restoring and auditing the stored chain"
+        self._thread = threading.Thread(target=self._main, name="validation", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -163,6 +144,45 @@ class ValidationLoop:
             raise NotReadyError("the validation loop is not running")
         if self._trouble is not None:
             raise NotReadyError(self._trouble)
+
+    def _main(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                self._prepare()
+            except StoreIntegrityError as exc:
+                # Serve the evidence (/v1/head, /readyz) but attest nothing more.
+                self._failed = f"the store fails its audit: {exc}"
+                return
+            except Exception as exc:
+                self._trouble = f"starting: retrying after {type(exc).__name__}"
+                log.exception("validation loop not started; retrying")
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+            else:
+                self._trouble = None
+                self._run()
+                return
+
+    def _prepare(self) -> None:
+        self._validator.restore()
+        if self._audit:
+            self._validator.audit()
+        self._publisher.open()
+        self._validator.reattest_pending()
+        if self._consumer is None:
+            config = self._kafka.consumer_config(
+                f"careledger-{self._client_name}", **{"enable.partition.eof": False}
+            )
+            self._consumer = self._consumer_factory(config)
+        self._consumer.assign(
+            [
+                TopicPartition(self._blocks_topic, 0, _next(self._store.cursor(BLOCKS_CURSOR))),
+                TopicPartition(
+                    self._attestations_topic, 0, _next(self._store.cursor(ATTESTATIONS_CURSOR))
+                ),
+            ]
+        )
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -79,7 +79,12 @@ class ScriptedValidator:
     done: threading.Event = field(default_factory=threading.Event)
     expect: int = 0
 
-    def restore(self) -> None: ...
+    restore_failures: int = 0
+
+    def restore(self) -> None:
+        if self.restore_failures:
+            self.restore_failures -= 1
+            raise OSError("store not there yet")
 
     def audit(self) -> None: ...
 
@@ -193,3 +198,16 @@ def _failing(loop: ValidationLoop) -> bool:
     except NotReadyError:
         return True
     return False
+
+
+def test_a_store_down_at_start_is_retried() -> None:
+    consumer = FakeConsumer([[FakeMessage("b", 0)]])
+    validator = ScriptedValidator({}, restore_failures=2, expect=1)
+    loop = _loop(validator, consumer, Cursors(blocks=None, attestations=None))
+    loop.start()
+    try:
+        assert validator.done.wait(5)
+        loop.check()
+    finally:
+        loop.stop()
+    assert validator.seen == [("block", 0)]
