@@ -19,12 +19,18 @@ LEDGER_TOPICS: tuple[str, ...] = (LEDGER_BLOCKS, LEDGER_ATTESTATIONS, LEDGER_REJ
 ALL_TOPICS: tuple[str, ...] = INPUT_TOPICS + LEDGER_TOPICS
 
 
+#: The largest record the ledger's topics take: a block of up to 1 MiB of events plus its
+#: header, with room to spare (Apache Kafka's default of 1 MB would refuse full blocks).
+LEDGER_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic to create: its physical name and partition count."""
+    """A topic to create: its physical name, partition count and topic configuration."""
 
     name: str
     partitions: int
+    config: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class TopicNames:
 
     def specs(self, *, input_partitions: int) -> list[TopicSpec]:
         """Every topic of the brief; the ledger's own topics always have one partition."""
+        ledger_config = (("max.message.bytes", str(LEDGER_MAX_MESSAGE_BYTES)),)
         return [TopicSpec(self.physical(t), input_partitions) for t in INPUT_TOPICS] + [
-            TopicSpec(self.physical(t), 1) for t in LEDGER_TOPICS
+            TopicSpec(self.physical(t), 1, ledger_config) for t in LEDGER_TOPICS
         ]

@@ -45,7 +45,12 @@ def ensure_topics(
     except KafkaException as exc:
         raise BrokerUnavailableError(f"brokers at {settings.bootstrap_servers}: {exc}") from exc
     wanted = [
-        NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication_factor)
+        NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=replication_factor,
+            config=dict(spec.config),
+        )
         for spec in specs
         if spec.name not in existing
     ]

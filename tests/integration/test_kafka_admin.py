@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from careledger.broker import BrokerStartError, EmbeddedBroker
 from shared.kafka import BrokerUnavailableError, KafkaSettings, ensure_topics, probe_broker
-from shared.topics import ALL_TOPICS, TopicNames
+from shared.topics import ALL_TOPICS, LEDGER_MAX_MESSAGE_BYTES, TopicNames
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +22,9 @@ def test_ensure_topics_creates_the_brief_topics_once(kafka: KafkaSettings) -> No
     metadata = AdminClient(kafka.client_config()).list_topics(timeout=5)
     assert len(metadata.topics[names.physical("clinical.events")].partitions) == 4
     assert len(metadata.topics[names.physical("ledger.blocks")].partitions) == 1
+    blocks = ConfigResource(ConfigResource.Type.TOPIC, names.physical("ledger.blocks"))
+    config = AdminClient(kafka.client_config()).describe_configs([blocks])[blocks].result(10)
+    assert config["max.message.bytes"].value == str(LEDGER_MAX_MESSAGE_BYTES)
 
 
 def test_probe_sees_a_paused_broker_as_unavailable(fresh_broker: EmbeddedBroker) -> None:
