@@ -19,11 +19,12 @@ def test_ensure_topics_creates_the_brief_topics_once(kafka: KafkaSettings) -> No
     specs = names.specs(input_partitions=4)
     assert sorted(ensure_topics(kafka, specs)) == sorted(names.physical(t) for t in ALL_TOPICS)
     assert ensure_topics(kafka, specs) == []
-    metadata = AdminClient(kafka.client_config()).list_topics(timeout=5)
+    admin = AdminClient(kafka.client_config())
+    metadata = admin.list_topics(timeout=5)
     assert len(metadata.topics[names.physical("clinical.events")].partitions) == 4
     assert len(metadata.topics[names.physical("ledger.blocks")].partitions) == 1
     blocks = ConfigResource(ConfigResource.Type.TOPIC, names.physical("ledger.blocks"))
-    config = AdminClient(kafka.client_config()).describe_configs([blocks])[blocks].result(10)
+    config = admin.describe_configs([blocks])[blocks].result(10)
     assert config["max.message.bytes"].value == str(LEDGER_MAX_MESSAGE_BYTES)
 
 
