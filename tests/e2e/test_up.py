@@ -73,11 +73,15 @@ def test_every_service_is_ready_healthy_and_exports_metrics(system: RunningSyste
         metrics = httpx.get(f"{spec.url()}/metrics").text
         assert "careledger_build_info{" in metrics
         assert "careledger_ready 1.0" in metrics
-        if spec.name in {"identity", "records", "billing"}:
-            assert checks == {"store", "broker", "outbox"}
+        expected_checks = {
+            "identity": {"store", "broker", "outbox"},
+            "records": {"store", "broker", "outbox"},
+            "billing": {"store", "broker", "outbox"},
+            "sealer": {"store", "broker", "sealer"},
+        }.get(spec.name, {"store", "broker", "validation"})
+        assert checks == expected_checks
+        if "outbox" in checks:
             assert "careledger_outbox_pending_messages 0.0" in metrics
-        else:
-            assert checks == {"store", "broker"}
     status = subprocess.run(
         [*CARELEDGER, "status", "--port-offset", str(system.offset), "--json"],
         capture_output=True,
