@@ -18,7 +18,9 @@ from careledger.topology import default_services
 from services.billing.config import BillingSettings
 from services.identity.config import IdentitySettings
 from services.records.config import RecordsSettings
+from services.sealer.adapters.metrics import PrometheusSealerMetrics
 from services.sealer.config import SealerSettings
+from services.validator.adapters.metrics import PrometheusValidatorMetrics
 from services.validator.config import ValidatorSettings
 from shared.runtime.metrics import OutboxPrometheusMetrics, ServiceMetrics
 from shared.runtime.settings import ServiceSettings
@@ -100,6 +102,13 @@ def exported_metric_names() -> set[str]:
     outbox.published("t", 1)
     outbox.failed("t", 1)
     outbox.delivery_latency("t", 0.1)
+    sealer = PrometheusSealerMetrics(metrics.registry)
+    sealer.sealed(1, height=1, cut_seconds=0.1)
+    sealer.rejected("malformed")
+    validator = PrometheusValidatorMetrics(metrics.registry)
+    validator.block_verified(height=1, events=1, seconds=0.1)
+    validator.block_refused(reason="BlockHashError")
+    validator.attestation_refused(reason="AttestationSignatureError")
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}
 
 
