@@ -1,0 +1,351 @@
+"""Raw broker passthrough vs. the full pipeline (issue 4 "Performance"), side by side in one run.
+
+Method (2-core machine, embedded broker, everything on this host):
+
+1. Raw passthrough: a standalone embedded broker (nothing else running) with `clinical.events`
+   (3 partitions, as `careledger up` creates it). N_RAW pre-signed events (publisher-demo key,
+   `complete_event`) are produced by one `Producer(KafkaSettings.producer_config())`,
+   value = `encode_event(event)`, key = `kafka_key(event)`, then consumed back with `assign()`
+   from the beginning of every partition. events/s = N_RAW / (first produce → last consumed).
+2. Full pipeline: `careledger up` as real processes (as tests/e2e does), idle until validator-1's
+   final tree size equals its head tree size. Throughput: N_PIPELINE pre-signed events produced
+   as fast as one producer can; events/s = N_PIPELINE / (first produce → the moment all 3
+   validators report a final block (`/v1/head` `final_height`, then that block's `tree_size`)
+   covering base + N_PIPELINE leaves). Heads are polled every 50 ms.
+   Latency: LATENCY_RATE events/s for LATENCY_SECONDS (produce() on a fixed schedule; the
+   publish time is the produce() call). A poller asks every validator's `/v1/head` every 20 ms
+   and records, per block height, the first time any validator reported it (or a later block)
+   as final. Afterwards each of those blocks is fetched and its events mapped back by
+   (source, id), so finality time per event = first time its block was seen final; latency =
+   that minus its publish time. Resolution ≈ the poll interval plus one HTTP round trip.
+   Signing is done before timing starts (it is the publisher's cost, not the ledger's).
+3. RSS: VmRSS of the sealer and of each validator (children of `up`, found by
+   `CARELEDGER_PORT=<port>` in their environment) after the throughput phase and after the
+   latency phase.
+"""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from careledger.broker import EmbeddedBroker, free_port
+from careledger.publish import complete_event
+from careledger.topology import BROKER_PORT, default_services
+from shared.crypto import SigningKey
+from shared.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, encode_event, kafka_key
+from shared.kafka import KafkaSettings
+from shared.kafka.admin import ensure_topics
+from shared.keystore import read_key_file
+from shared.topics import TopicSpec
+from tests.e2e.conftest import RunningSystem, free_offset, start_system
+
+N_RAW = 20_000
+N_PIPELINE = 10_000
+LATENCY_RATE = 500
+LATENCY_SECONDS = 10
+TOPIC = "clinical.events"
+HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
+
+
+def signed_events(key: SigningKey, count: int, tag: str) -> list[dict[str, Any]]:
+    return [
+        complete_event(
+            {
+                "type": "org.careledger.clinical.consultation.completed.v1",
+                "subject": f"enc-{n % 97}",
+                "data": {"encounter": f"enc-{n % 97}", "n": n, "run": tag},
+            },
+            key=key,
+            default_source="https://videoconsult.example/app",
+        )
+        for n in range(count)
+    ]
+
+
+def produce_all(producer: Producer, events: list[dict[str, Any]]) -> None:
+    for event in events:
+        value, key = encode_event(event), kafka_key(event).encode()
+        while True:
+            try:
+                producer.produce(TOPIC, value=value, key=key, headers=HEADERS)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+
+
+def raw_passthrough(events: list[dict[str, Any]], kafka_log: Path) -> dict[str, object]:
+    with kafka_log.open("ab") as log, EmbeddedBroker(port=free_port(), log=log) as broker:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        ensure_topics(kafka, [TopicSpec(TOPIC, 3)])
+        producer = Producer(kafka.producer_config())
+        consumer = Consumer(kafka.consumer_config("bench-raw"))
+        consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(3)])
+        started = time.perf_counter()
+        produce_all(producer, events)
+        producer.flush(60)
+        produced = time.perf_counter()
+        received = 0
+        deadline = time.monotonic() + 120
+        while received < len(events) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is None:
+                    received += 1
+        finished = time.perf_counter()
+        consumer.close()
+    return {
+        "raw_events": len(events),
+        "raw_received": received,
+        "raw_produce_events_per_s": round(len(events) / (produced - started)),
+        "raw_passthrough_events_per_s": round(received / (finished - started)),
+    }
+
+
+class Validators:
+    """The validators' HTTP heads: final tree sizes, and first-seen-final time per height."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.client = httpx.Client(timeout=10)
+        self._sizes: dict[tuple[str, int], int] = {}
+
+    def final(self, url: str) -> tuple[int, int]:
+        """(final height, its tree size), (-1, 0) before anything is final."""
+        head = self.client.get(f"{url}/v1/head").json()
+        height = head.get("final_height")
+        if not isinstance(height, int):
+            return -1, 0
+        if (url, height) not in self._sizes:
+            block = self.client.get(f"{url}/v1/blocks/{height}").json()
+            self._sizes[(url, height)] = int(block["header"]["tree_size"])
+        return height, self._sizes[(url, height)]
+
+    def head_tree_size(self, url: str) -> int:
+        return int(self.client.get(f"{url}/v1/head").json()["tree_size"])
+
+    def wait_all_final(self, tree_size: int, *, timeout: float, every: float = 0.05) -> float:
+        deadline = time.monotonic() + timeout
+        pending = set(self.urls)
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not final at tree size {tree_size}: {sorted(pending)}")
+            for url in list(pending):
+                try:
+                    if self.final(url)[1] >= tree_size:
+                        pending.discard(url)
+                except httpx.HTTPError:
+                    pass
+            if pending:
+                time.sleep(every)
+        return time.perf_counter()
+
+    def wait_idle(self, *, timeout: float) -> int:
+        """Block until validator-1's final tree size equals its head tree size; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                head = self.head_tree_size(self.urls[0])
+                if self.final(self.urls[0])[1] == head:
+                    return head
+            except (httpx.HTTPError, KeyError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("the system did not settle")
+
+
+def service_pids(up_pid: int, ports: dict[str, int]) -> dict[str, int]:
+    children = Path(f"/proc/{up_pid}/task/{up_pid}/children").read_text().split()
+    found: dict[str, int] = {}
+    for child in children:
+        try:
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for name, port in ports.items():
+            if f"CARELEDGER_PORT={port}".encode() in environ:
+                found[name] = int(child)
+    return found
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def latency_run(
+    kafka: KafkaSettings, validators: Validators, events: list[dict[str, Any]], base: int
+) -> dict[str, object]:
+    first_final: dict[int, float] = {}  # height → first time any validator reported it final
+    first_verified: dict[int, float] = {}  # height → first time any validator had it as head
+    stop = threading.Event()
+
+    def record(seen: dict[int, float], upto: int, now: float) -> None:
+        last = max(seen, default=-1)
+        for h in range(last + 1, upto + 1):
+            seen[h] = now
+
+    def poll() -> None:
+        client = httpx.Client(timeout=5)
+        while not stop.is_set():
+            for url in validators.urls:
+                try:
+                    head = client.get(f"{url}/v1/head").json()
+                except httpx.HTTPError:
+                    continue
+                now = time.perf_counter()
+                if isinstance(head.get("height"), int):
+                    record(first_verified, head["height"], now)
+                if isinstance(head.get("final_height"), int):
+                    record(first_final, head["final_height"], now)
+            time.sleep(0.02)
+        client.close()
+
+    producer = Producer(kafka.producer_config())
+    published: dict[tuple[str, str], float] = {}
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    started = time.perf_counter()
+    wall_started = time.time()
+    for n, event in enumerate(events):
+        due = started + n / LATENCY_RATE
+        while (wait := due - time.perf_counter()) > 0:
+            producer.poll(min(wait, 0.005))
+        published[(event["source"], event["id"])] = time.perf_counter()
+        producer.produce(
+            TOPIC, value=encode_event(event), key=kafka_key(event).encode(), headers=HEADERS
+        )
+        producer.poll(0)
+    producer.flush(30)
+    sent = time.perf_counter() - started
+    validators.wait_all_final(base + len(events), timeout=60)
+    time.sleep(0.2)
+    stop.set()
+    poller.join()
+
+    latencies: list[float] = []
+    to_sealed: list[float] = []  # publish → the block's `sealed_at` (wall clock, same host)
+    to_verified: list[float] = []  # publish → first validator has verified its block
+    first_second: list[float] = []
+    last_second: list[float] = []
+    blocks = 0
+    for height in sorted(first_final):
+        block = validators.client.get(f"{validators.urls[0]}/v1/blocks/{height}").json()
+        sealed_at = datetime.fromisoformat(block["header"]["sealed_at"]).timestamp()
+        mine = 0
+        for event in block["events"]:
+            key = (event.get("source"), event.get("id"))
+            if key in published:
+                at = published.pop(key)
+                latencies.append(first_final[height] - at)
+                to_sealed.append(sealed_at - (at - started + wall_started))
+                to_verified.append(first_verified.get(height, first_final[height]) - at)
+                mine += 1
+                if at - started < 1:
+                    first_second.append(latencies[-1])
+                elif at - started > LATENCY_SECONDS - 1:
+                    last_second.append(latencies[-1])
+        blocks += mine > 0
+    return {
+        "latency_rate_events_per_s": LATENCY_RATE,
+        "latency_achieved_publish_rate": round(len(events) / sent),
+        "latency_events_matched": len(latencies),
+        "latency_blocks": blocks,
+        "latency_p50_ms": percentile_ms(latencies, 50),
+        "latency_p99_ms": percentile_ms(latencies, 99),
+        "latency_max_ms": percentile_ms(latencies, 100),
+        "latency_p50_ms_first_second": percentile_ms(first_second, 50),
+        "latency_p50_ms_last_second": percentile_ms(last_second, 50),
+        "latency_publish_to_sealed_at_p50_ms": percentile_ms(to_sealed, 50),
+        "latency_publish_to_sealed_at_p99_ms": percentile_ms(to_sealed, 99),
+        "latency_publish_to_first_verified_p50_ms": percentile_ms(to_verified, 50),
+        "latency_publish_to_first_verified_p99_ms": percentile_ms(to_verified, 99),
+    }
+
+
+def percentile_ms(values: list[float], pct: int) -> float:
+    if not values:
+        return 0.0
+    if pct >= 100 or len(values) < 2:
+        return round(max(values) * 1000, 1)
+    return round(statistics.quantiles(values, n=100)[pct - 1] * 1000, 1)
+
+
+def pipeline(work: Path, events: int) -> dict[str, object]:
+    offset = free_offset()
+    system: RunningSystem = start_system(work / "data", work / "up.log", offset)
+    results: dict[str, object] = {}
+    try:
+        system.wait_for_output("all services ready", timeout=120)
+        specs = default_services(port_offset=offset)
+        urls = [s.url() for s in specs if s.name.startswith("validator-")]
+        ports = {s.name: s.port for s in specs if s.name == "sealer" or s.name in _VALIDATORS}
+        key = read_key_file(work / "data" / "keys" / "publisher-demo.json")
+        kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{BROKER_PORT + offset}")
+        validators = Validators(urls)
+        throughput_events = signed_events(key, events, "throughput")
+        latency_events = signed_events(key, LATENCY_RATE * LATENCY_SECONDS, "latency")
+
+        base = validators.wait_idle(timeout=60)
+        producer = Producer(kafka.producer_config())
+        started = time.perf_counter()
+        produce_all(producer, throughput_events)
+        producer.flush(60)
+        produced = time.perf_counter() - started
+        finished = validators.wait_all_final(base + events, timeout=300)
+        elapsed = finished - started
+        pids = service_pids(system.process.pid, ports)
+        results |= {
+            "pipeline_events": events,
+            "pipeline_produce_events_per_s": round(events / produced),
+            "pipeline_final_events_per_s": round(events / elapsed),
+            "pipeline_seconds_to_final_on_all_3": round(elapsed, 2),
+        }
+        results |= {f"rss_mib_after_throughput_{n}": rss_mib(p) for n, p in sorted(pids.items())}
+        base = validators.wait_idle(timeout=60)
+        results |= latency_run(kafka, validators, latency_events, base)
+        results |= {f"rss_mib_after_latency_{n}": rss_mib(p) for n, p in sorted(pids.items())}
+        results["chain_tree_size"] = validators.head_tree_size(urls[0])
+    finally:
+        if system.process.poll() is None:
+            system.process.send_signal(signal.SIGINT)
+            try:
+                system.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                system.process.kill()
+    return results
+
+
+_VALIDATORS = {"validator-1", "validator-2", "validator-3"}
+
+
+def main() -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as directory:
+        work = Path(directory)
+        # The keys exist only once `up` has written them; raw uses a throwaway dev chain.
+        subprocess.run(
+            [sys.executable, "-m", "careledger", "init", "--data-dir", str(work / "data")],
+            check=True,
+            capture_output=True,
+        )
+        key = read_key_file(work / "data" / "keys" / "publisher-demo.json")
+        results = raw_passthrough(signed_events(key, N_RAW, "raw"), work / "raw-broker.log")
+        results |= pipeline(work, N_PIPELINE)
+    raw = results["raw_passthrough_events_per_s"]
+    final = results["pipeline_final_events_per_s"]
+    if isinstance(raw, int) and isinstance(final, int) and raw:
+        results["pipeline_over_raw"] = round(final / raw, 3)
+    return results
