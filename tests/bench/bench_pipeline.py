@@ -18,6 +18,9 @@ Method (2-core machine, embedded broker, everything on this host):
    as final. Afterwards each of those blocks is fetched and its events mapped back by
    (source, id), so finality time per event = first time its block was seen final; latency =
    that minus its publish time. Resolution ≈ the poll interval plus one HTTP round trip.
+   To show where the time goes, the same events are also timed to their block's `sealed_at`
+   (sealer's wall clock, same host) and to the first time any validator had that block as its
+   verified head; p50 of the first and last second's events shows whether a lag builds up.
    Signing is done before timing starts (it is the publisher's cost, not the ledger's).
 3. RSS: VmRSS of the sealer and of each validator (children of `up`, found by
    `CARELEDGER_PORT=<port>` in their environment) after the throughput phase and after the
