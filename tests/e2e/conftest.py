@@ -21,9 +21,13 @@ CARELEDGER = [sys.executable, "-m", "careledger"]
 
 
 def free_offset() -> int:
-    """A port offset at which the broker and every service port are free."""
+    """A port offset at which the broker and every service port are free.
+
+    All ports stay below 32768, where Linux starts handing out ephemeral ports: a client's
+    outgoing socket could otherwise take a service port just freed by a restart.
+    """
     for _ in range(50):
-        offset = random.randrange(20000, 40000, 100)
+        offset = random.randrange(10000, 23000, 100)
         ports = [BROKER_PORT + offset] + [s.port for s in default_services(port_offset=offset)]
         if not any(port_open("127.0.0.1", port) for port in ports):
             return offset
