@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -19,6 +19,10 @@ from tests.integration.store.backends import (
     reopen,
     sql_database,
 )
+
+T = TypeVar("T")
+#: Builds a back-end from (kind, database, reopen arguments, databases opened by reopens).
+Builder = Callable[[str, Database, dict[str, object], list[Database]], T]
 
 PARAMS = [
     pytest.param(kind, marks=[pytest.mark.postgres] if kind == "postgres" else [], id=kind)
@@ -69,28 +73,27 @@ def _sql_outbox(
     )
 
 
+def _sql_backend(kind: str, tmp_path: Path, build: Builder[T]) -> Iterator[T]:
+    """One SQL back-end for a test, closing every database a reopen created."""
+    with sql_database(kind, tmp_path) as (database, args):
+        opened: list[Database] = []
+        try:
+            yield build(kind, database, args, opened)
+        finally:
+            for extra in opened:
+                extra.close()
+
+
 @pytest.fixture(params=DURABLE_PARAMS)
 def durable_outbox_backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[OutboxBackend]:
-    with sql_database(request.param, tmp_path) as (database, args):
-        opened: list[Database] = []
-        try:
-            yield _sql_outbox(request.param, database, args, opened)
-        finally:
-            for extra in opened:
-                extra.close()
+    yield from _sql_backend(request.param, tmp_path, _sql_outbox)
 
 
 @pytest.fixture(params=DURABLE_PARAMS)
 def durable_inbox_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InboxBackend]:
-    with sql_database(request.param, tmp_path) as (database, args):
-        opened: list[Database] = []
-        try:
-            yield _sql_inbox(request.param, database, args, opened)
-        finally:
-            for extra in opened:
-                extra.close()
+    yield from _sql_backend(request.param, tmp_path, _sql_inbox)
 
 
 @pytest.fixture(params=PARAMS)
@@ -106,13 +109,7 @@ def outbox_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[O
             reopen=None,
         )
         return
-    with sql_database(kind, tmp_path) as (database, args):
-        opened: list[Database] = []
-        try:
-            yield _sql_outbox(kind, database, args, opened)
-        finally:
-            for extra in opened:
-                extra.close()
+    yield from _sql_backend(kind, tmp_path, _sql_outbox)
 
 
 def _sql_inbox(
@@ -147,10 +144,4 @@ def inbox_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[In
             reopen=None,
         )
         return
-    with sql_database(kind, tmp_path) as (database, args):
-        opened: list[Database] = []
-        try:
-            yield _sql_inbox(kind, database, args, opened)
-        finally:
-            for extra in opened:
-                extra.close()
+    yield from _sql_backend(kind, tmp_path, _sql_inbox)
