@@ -32,6 +32,7 @@ __all__ = [
     "FinalityConflictError",
     "UnknownValidatorError",
     "attesters",
+    "check_describes",
     "final_block_hash",
     "sign_attestation",
     "verify_attestation",
@@ -119,11 +120,26 @@ def verify_attestation(
 
 
 def _check_describes(attestation: Attestation, header: BlockHeader) -> None:
+    check_describes(
+        attestation,
+        height=header.height,
+        block_hash=block_hash(header).hex(),
+        tree_size=header.tree_size,
+        log_root=header.log_root,
+    )
+
+
+def check_describes(
+    attestation: Attestation, *, height: int, block_hash: str, tree_size: int, log_root: str
+) -> None:
+    """The attestation attests exactly this block (given by its hash and the header fields an
+    attestation repeats); raise `AttestationMismatchError` naming the first field that differs.
+    For callers that hold a stored block's summary rather than its parsed header."""
     described = {
-        "height": header.height,
-        "block_hash": block_hash(header).hex(),
-        "tree_size": header.tree_size,
-        "log_root": header.log_root,
+        "height": height,
+        "block_hash": block_hash,
+        "tree_size": tree_size,
+        "log_root": log_root,
     }
     for name, value in described.items():
         if getattr(attestation, name) != value:
@@ -133,7 +149,7 @@ def _check_describes(attestation: Attestation, header: BlockHeader) -> None:
                 computed=getattr(attestation, name),
                 field=name,
                 validator=attestation.validator,
-                height=header.height,
+                height=height,
             )
 
 

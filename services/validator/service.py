@@ -31,15 +31,14 @@ from services.validator.ports import (
     AttestationPublisher,
     ChainStore,
     Refusal,
-    StoredBlock,
     ValidatorMetrics,
 )
 from shared.admission import InMemorySeenEvents
 from shared.attestation import (
     Attestation,
     AttestationError,
-    AttestationMismatchError,
     FinalityConflictError,
+    check_describes,
     final_block_hash,
     sign_attestation,
     verify_attestation,
@@ -307,7 +306,13 @@ class Validator:
             )
             stored = self._store.block_at(attestation.height)
             if stored is not None and stored.block_hash == attestation.block_hash:
-                _check_describes(attestation, stored)
+                check_describes(
+                    attestation,
+                    height=stored.height,
+                    block_hash=stored.block_hash,
+                    tree_size=stored.tree_size,
+                    log_root=stored.log_root,
+                )
         except (ValidationError, AttestationError) as exc:
             reason = (
                 "AttestationFormatError"
@@ -362,19 +367,6 @@ class Validator:
 
 def _fault_of(refusal: Refusal) -> Fault:
     return Fault(refusal.reason, refusal.height, refusal.evidence)
-
-
-def _check_describes(attestation: Attestation, stored: StoredBlock) -> None:
-    for name, value in (("tree_size", stored.tree_size), ("log_root", stored.log_root)):
-        if getattr(attestation, name) != value:
-            raise AttestationMismatchError(
-                f"the attestation's {name} is not the block's",
-                expected=value,
-                computed=getattr(attestation, name),
-                field=name,
-                validator=attestation.validator,
-                height=stored.height,
-            )
 
 
 def _jsonable(value: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from services.validator.errors import MissingBlocksError
-from shared.attestation import sign_attestation, verify_attestation
+from shared.attestation import Attestation, sign_attestation, verify_attestation
 from shared.block import block_to_json
+from shared.canonical import canonicalize
 from shared.crypto import b64url_encode
 from tests.unit.core.chainfactory import ChainFactory, key_for
 from tests.unit.validator.conftest import Rig
@@ -232,3 +233,27 @@ def test_a_quorum_on_another_block_or_on_two_blocks_never_finalises_ours(rig: Ri
     block = rig.store.block_at(1)
     assert block is not None
     assert not block.final
+
+
+def test_a_signed_attestation_misdescribing_a_stored_block_is_dropped(rig: Rig) -> None:
+    """Validly signed by a genesis validator, naming our block's hash, but not its tree size."""
+    rig.factory.seal_many(1, 2)
+    _feed(rig)
+    honest = sign_attestation(rig.factory.blocks[1].header, rig.factory.keys["validator-2"])
+    unsigned = honest.model_dump(exclude={"signature"}) | {"tree_size": honest.tree_size + 1}
+    key = rig.factory.keys["validator-2"]
+    misdescribing = Attestation(
+        **unsigned, signature=b64url_encode(key.sign(canonicalize(unsigned)))
+    )
+    verify_attestation(  # the signature itself is fine: only the block comparison can catch it
+        misdescribing, chain_id=rig.factory.chain_id, validators=rig.factory.config.validators
+    )
+    assert not rig.validator.receive_attestation(misdescribing.model_dump_json().encode())
+    assert (
+        rig.metric(
+            "careledger_validator_attestations_refused_total",
+            {"reason": "AttestationMismatchError"},
+        )
+        == 1
+    )
+    assert rig.validator.receive_attestation(honest.model_dump_json().encode())
