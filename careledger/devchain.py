@@ -14,11 +14,15 @@ from shared.keystore import (
     KeyStoreError,
     read_genesis_file,
     read_key_file,
+    read_pseudonym_key_file,
     write_genesis_file,
     write_key_file,
+    write_pseudonym_key_file,
 )
+from shared.pseudonym import PSEUDONYM_KEY_BYTES
 
 DEV_CHAIN_ID = "careledger-dev"
+PSEUDONYM_KEY_FILE = "pseudonym.key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,7 @@ class DevChain:
     created_keys: tuple[str, ...]
     created_genesis: bool
     chain_id: str
+    created_pseudonym_key: bool = False
 
 
 def key_path(data_dir: Path, name: str) -> Path:
@@ -41,6 +46,25 @@ def generate_key(data_dir: Path, name: str, *, overwrite: bool = False) -> Signi
     key = SigningKey.from_seed(os.urandom(32))
     write_key_file(key_path(data_dir, name), key, overwrite=overwrite)
     return key
+
+
+def pseudonym_key_path(data_dir: Path) -> Path:
+    """data/keys/pseudonym.key: the secret key of patient pseudonyms (identity, records)."""
+    return data_dir / "keys" / PSEUDONYM_KEY_FILE
+
+
+def ensure_pseudonym_key(data_dir: Path) -> bool:
+    """Write a fresh pseudonym key if there is none; return whether one was written.
+
+    An existing key is only read (to check it), never replaced: the pseudonyms already on
+    the chain were computed with it.
+    """
+    path = pseudonym_key_path(data_dir)
+    if path.exists():
+        read_pseudonym_key_file(path)
+        return False
+    write_pseudonym_key_file(path, os.urandom(PSEUDONYM_KEY_BYTES))
+    return True
 
 
 def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChain:
@@ -59,6 +83,7 @@ def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChai
             keys[name] = generate_key(data_dir, name)
             created.append(name)
     dids = {name: key.did for name, key in keys.items()}
+    pseudonym_created = ensure_pseudonym_key(data_dir)
     genesis_path = data_dir / "genesis.json"
     if genesis_path.exists():
         _, config = read_genesis_file(genesis_path)
@@ -70,7 +95,7 @@ def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChai
                 f"{genesis_path} does not match the keys in {data_dir / 'keys'}; "
                 "remove the data directory (make clean-data) to start a new dev chain"
             )
-        return DevChain(data_dir, dids, tuple(created), False, config.chain_id)
+        return DevChain(data_dir, dids, tuple(created), False, config.chain_id, pseudonym_created)
     now = datetime.now(UTC)
     config = dev_genesis_config(
         chain_id=chain_id, created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), dids=dids
@@ -79,7 +104,7 @@ def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChai
         config, keys["admin"], event_id=uuid7(int(now.timestamp() * 1000), os.urandom(10))
     )
     write_genesis_file(genesis_path, event)
-    return DevChain(data_dir, dids, tuple(created), True, chain_id)
+    return DevChain(data_dir, dids, tuple(created), True, chain_id, pseudonym_created)
 
 
 def archive_previous_run(data_dir: Path, *, now: datetime) -> Path | None:

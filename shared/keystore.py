@@ -11,6 +11,7 @@ from typing import Any
 from shared.crypto import SigningKey, dump_key_file, parse_key_file
 from shared.errors import CareLedgerError
 from shared.genesis import GenesisConfig, verify_genesis_event
+from shared.pseudonym import dump_pseudonym_key, parse_pseudonym_key
 
 
 class KeyStoreError(CareLedgerError):
@@ -34,6 +35,27 @@ def read_key_file(path: Path) -> SigningKey:
         return parse_key_file(text)
     except CareLedgerError as exc:
         raise KeyStoreError(f"invalid key file {path}: {exc}") from exc
+
+
+def write_pseudonym_key_file(path: Path, key: bytes, *, overwrite: bool = False) -> None:
+    """Write the secret pseudonym key (base64url, mode 0600); never silently replace one:
+    a new key would give every patient a new pseudonym."""
+    text = dump_pseudonym_key(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise KeyStoreError(f"{path} already exists (pass overwrite to replace it)")
+    _write_atomically(path, text, mode=0o600)
+
+
+def read_pseudonym_key_file(path: Path) -> bytes:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KeyStoreError(f"cannot read pseudonym key file {path}: {exc.strerror}") from exc
+    try:
+        return parse_pseudonym_key(text)
+    except CareLedgerError as exc:
+        raise KeyStoreError(f"invalid pseudonym key file {path}: {exc}") from exc
 
 
 def write_genesis_file(path: Path, event: Mapping[str, Any]) -> None:

@@ -1,1 +1,1 @@
-"""The pure core of the identity service: no Kafka, HTTP, database, clock or randomness."""
+"""The identity service's pure core: who may do what, identity events, and the DID directory."""

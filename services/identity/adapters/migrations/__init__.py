@@ -1,0 +1,1 @@
+"""Alembic migrations of the identity journal (version table careledger_identity_version)."""

@@ -1,0 +1,1 @@
+"""Identity journal revisions, applied in order by shared.store.migrate()."""
