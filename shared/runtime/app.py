@@ -1,4 +1,4 @@
-"""The FastAPI skeleton of every service: lifespan, /healthz, /readyz, /metrics, request ids."""
+"""The FastAPI skeleton of every service: lifespan, /healthz, /readyz, /metrics, ids, errors."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.runtime.component import BrokerProbe, CheckedResource, Component, NotReadyError
+from shared.runtime.errors import install_error_handlers
 from shared.runtime.identity import ServiceIdentity
 from shared.runtime.logging import request_id
 from shared.runtime.metrics import ServiceMetrics
@@ -57,6 +58,7 @@ def create_app(
             log.info("service stopped")
 
     app = FastAPI(title=f"CareLedger {service}", version=version, lifespan=lifespan)
+    install_error_handlers(app)
     about = {"service": service, "version": version, **(identity or {})}
     app.include_router(_operations_router(about, components, metrics))
     for router in routers:

@@ -1,0 +1,1 @@
+"""Replay-table revisions, applied in order by shared.store.migrate()."""

@@ -1,0 +1,149 @@
+"""Bearer authentication of the API routes: a FastAPI dependency naming the calling DID."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from prometheus_client import Counter
+
+from shared.auth import (
+    DEFAULT_LEEWAY,
+    MAX_LIFETIME,
+    SeenTokens,
+    SqlSeenTokens,
+    TokenError,
+    TokenFailure,
+    bearer_headers,
+    migrate_seen_tokens,
+    verify_token,
+)
+from shared.runtime.errors import ApiError
+from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.settings import ServiceSettings
+from shared.store import Database
+
+__all__ = [
+    "Authenticator",
+    "Caller",
+    "CurrentCaller",
+    "authenticated_caller",
+    "bearer_headers",
+    "wire_authenticator",
+]
+
+log = logging.getLogger("careledger.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made the request: the DID that signed its bearer token, and the token's id."""
+
+    did: str
+    jti: str
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Authenticator:
+    """`caller: Annotated[Caller, Depends(authenticator)]` on every route but the open ones.
+
+    Verifies the token (shared.auth.verify_token), then remembers its (iss, jti) until it
+    expires (plus the leeway it is accepted for), so each token is used once.
+    """
+
+    def __init__(
+        self,
+        *,
+        audience: str,
+        seen: SeenTokens,
+        metrics: ServiceMetrics,
+        clock: Callable[[], datetime] = _utc_now,
+        max_lifetime: int = MAX_LIFETIME,
+        leeway: int = DEFAULT_LEEWAY,
+    ) -> None:
+        self._audience = audience
+        self._seen = seen
+        self._clock = clock
+        self._max_lifetime = max_lifetime
+        self._leeway = leeway
+        self._failures = Counter(
+            "careledger_auth_failures",
+            "Requests refused by bearer authentication, by reason",
+            ["reason"],
+            registry=metrics.registry,
+        )
+
+    @property
+    def audience(self) -> str:
+        return self._audience
+
+    def install(self, app: FastAPI) -> None:
+        """Make this the authenticator behind `CurrentCaller` in `app`'s routes."""
+        app.state.authenticator = self
+
+    def __call__(self, request: Request) -> Caller:
+        """The caller of `request`, or a 401 ApiError saying why not (RFC 6750 §3)."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if not scheme:
+            raise self._refuse(TokenFailure.MISSING, "send Authorization: Bearer <token>")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise self._refuse(TokenFailure.MALFORMED, "the Authorization scheme is not Bearer")
+        now = self._clock()
+        try:
+            claims = verify_token(
+                token.strip(),
+                audience=self._audience,
+                now=now,
+                max_lifetime=self._max_lifetime,
+                leeway=self._leeway,
+            )
+            # Accepted until exp + leeway, so remembered that long.
+            horizon = claims.expires_at + timedelta(seconds=self._leeway)
+            self._seen.remember(claims.issuer, claims.jti, horizon, now)
+        except TokenError as exc:
+            log.info("bearer token refused", extra={"reason": str(exc.reason)})
+            raise self._refuse(exc.reason, exc.message) from exc
+        return Caller(did=claims.issuer, jti=claims.jti)
+
+    def _refuse(self, reason: TokenFailure, detail: str) -> ApiError:
+        self._failures.labels(str(reason)).inc()
+        challenge = f'Bearer realm="{self._audience}"'
+        if reason is not TokenFailure.MISSING:
+            # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+            challenge += f', error="invalid_token", error_description="{reason}"'
+        return ApiError(401, str(reason), detail, headers={"WWW-Authenticate": challenge})
+
+
+def authenticated_caller(request: Request) -> Caller:
+    """The caller, checked by the authenticator installed in the app (Authenticator.install).
+
+    A module-level dependency, so routes in modules with postponed annotations can name it.
+    """
+    authenticator = getattr(request.app.state, "authenticator", None)
+    if not isinstance(authenticator, Authenticator):
+        # A wiring bug, not a client error: fail loudly rather than serve unauthenticated.
+        raise RuntimeError("no Authenticator installed in this app (Authenticator.install)")
+    return authenticator(request)
+
+
+#: `caller: CurrentCaller` in a route: the DID that signed the request's bearer token.
+CurrentCaller = Annotated[Caller, Depends(authenticated_caller)]
+
+
+def wire_authenticator(
+    settings: ServiceSettings, database: Database, metrics: ServiceMetrics
+) -> Authenticator:
+    """The authenticator of a service: audience = its name, replay table in its database."""
+    migrate_seen_tokens(database)
+    return Authenticator(
+        audience=settings.service_name,
+        seen=SqlSeenTokens(database=database),
+        metrics=metrics,
+    )

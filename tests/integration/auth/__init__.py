@@ -1,0 +1,1 @@
+"""Integration tests of the replay tables and API authentication on real databases."""

@@ -1,0 +1,1 @@
+"""Unit tests of shared.auth and the API authentication dependency."""
