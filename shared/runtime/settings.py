@@ -47,6 +47,7 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_ca_location: str | None = None
+    kafka_fetch_wait_max_ms: int = Field(default=100, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_prod(self) -> Self:
@@ -102,5 +103,6 @@ class ServiceSettings(BaseSettings):
             sasl_username=self.kafka_sasl_username,
             sasl_password=self.kafka_sasl_password,
             ssl_ca_location=self.kafka_ssl_ca_location,
+            fetch_wait_max_ms=self.kafka_fetch_wait_max_ms,
             client_id=f"careledger-{self.instance_name}",
         )

@@ -18,6 +18,7 @@ from services.sealer.errors import TransientError
 from services.sealer.ports import SourceMessage
 from shared.block import PartitionKey
 from shared.kafka import KafkaSettings
+from shared.kafka.consume import consume_available
 from shared.topics import INPUT_TOPICS, LEDGER_BLOCKS, LEDGER_REJECTED, TopicNames
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class KafkaEventSource:
         if self._consumer is None:
             raise TransientError("the input topics are not open")
         try:
-            messages = self._consumer.consume(num_messages=max_messages, timeout=timeout)
+            messages = consume_available(self._consumer, max_messages=max_messages, timeout=timeout)
         except KafkaException as exc:
             raise TransientError(f"consume failed: {exc}") from exc
         out = []

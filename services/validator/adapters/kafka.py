@@ -26,6 +26,7 @@ from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, ChainSt
 from services.validator.service import Validator
 from shared.attestation import Attestation
 from shared.kafka import KafkaSettings
+from shared.kafka.consume import consume_available
 from shared.runtime.component import NotReadyError
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ class ValidationLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            messages = self._consumer.consume(num_messages=_BATCH, timeout=_POLL_SECONDS)
+            messages = consume_available(self._consumer, max_messages=_BATCH, timeout=_POLL_SECONDS)
             rewound = False
             for message in messages:
                 if self._stop.is_set():

@@ -46,11 +46,19 @@ class FakeConsumer:
     def assign(self, partitions: list[Any]) -> None:
         self.assigned = partitions
 
-    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
-        if self.batches:
-            return self.batches.pop(0)
+    fetched: list[FakeMessage] = field(default_factory=list)
+
+    def poll(self, timeout: float) -> FakeMessage | None:
+        if not self.fetched and self.batches:
+            self.fetched = self.batches.pop(0)
+        if self.fetched:
+            return self.fetched.pop(0)
         time.sleep(0.01)
-        return []
+        return None
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        taken, self.fetched = self.fetched[:num_messages], self.fetched[num_messages:]
+        return taken
 
     def seek(self, partition: Any) -> None:
         self.seeks.append(partition)
