@@ -204,3 +204,17 @@ def test_replayed_until_expiry_then_forgotten() -> None:
     seen.remember(MALLORY.did, "j", expires, NOW)  # the key is (issuer, jti)
     seen.remember(ALICE.did, "j", expires + timedelta(seconds=60), expires)
     assert len(seen) == 1  # the two expired entries were purged
+
+
+def test_the_worked_example_of_docs_auth_md_verifies() -> None:
+    example = (
+        "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCIsImtpZCI6ImRpZDprZXk6ejZNa2VoUmdmN3lKYmdhR2ZZc2RvQXNL"
+        "ZEJQRTNkajJDWWhvd1FkY2pxU0pndlZkIn0.eyJpc3MiOiJkaWQ6a2V5Ono2TWtlaFJnZjd5SmJnYUdmWXNkb0Fz"
+        "S2RCUEUzZGoyQ1lob3dRZGNqcVNKZ3ZWZCIsImF1ZCI6InJlY29yZHMiLCJpYXQiOjE3NjQwNzIwMDAsImV4cCI6"
+        "MTc2NDA3MjA2MCwianRpIjoiNWYxYzBiNmU2YjBmNGMxZTlkMmE3YzNiOGU0ZjlhMTAifQ.nokvkteo6cjlqAYNgG"
+        "rh67uNrXNOGmp0m7yh7y_c6Ebh5b99194pQThB_9khQz3L115hAKWdOrXD-uyBj1TVCQ"
+    )
+    verified = verify_token(example, audience="records", now=NOW + timedelta(seconds=30))
+    assert verified.issuer == "did:key:z6MkehRgf7yJbgaGfYsdoAsKdBPE3dj2CYhowQdcjqSJgvVd"
+    assert verified.jti == "5f1c0b6e6b0f4c1e9d2a7c3b8e4f9a10"
+    assert issue_token(ALICE, audience="records", issued_at=NOW, jti=verified.jti) == example
