@@ -57,6 +57,9 @@ __all__ = [
     "SourceOffsetError",
     "TreeSizeError",
     "VerifiedBlock",
+    "check_count",
+    "check_header",
+    "check_log",
     "verify_chain",
 ]
 
@@ -235,7 +238,7 @@ class ChainVerifier:
     def _start(self, block: Block) -> ChainState:
         header = block.header
         _check_link(header, self._state)
-        _check_count(header, len(block.events))
+        check_count(header, len(block.events))
         if len(block.events) != 1:
             raise GenesisBlockError("genesis holds one event", computed=len(block.events), height=0)
         event = block.events[0]
@@ -251,13 +254,13 @@ class ChainVerifier:
             config = verify_genesis_event(event)
         except VerificationError as exc:
             raise GenesisBlockError(f"the genesis event does not verify: {exc}", height=0) from exc
-        _check_header(header, chain_id=config.chain_id, sealer=config.sealer)
+        check_header(header, chain_id=config.chain_id, sealer=config.sealer)
         verify_block_signature(block, config.sealer)
         if header.sources:
             raise SourceOffsetError("genesis is read from no topic", height=0)
         log = CompactRange()
         log.append(leaf_hash(leaf_bytes))
-        _check_log(header, log)
+        check_log(header, log)
         registry = registry_from_genesis(config)
         self._seen.add(_dedup_key(event))
         self._state = ChainState(config, event, header, block.block_hash, log, {}, registry)
@@ -276,7 +279,7 @@ class ChainVerifier:
             raise GenesisBlockError("no genesis block verified yet", height=block.header.height)
         header = block.header
         _check_link(header, state)
-        _check_header(header, chain_id=state.genesis.chain_id, sealer=state.genesis.sealer)
+        check_header(header, chain_id=state.genesis.chain_id, sealer=state.genesis.sealer)
         verify_block_signature(block, state.genesis.sealer)
         if parse_timestamp(header.sealed_at) < parse_timestamp(state.head.sealed_at):
             raise BlockHeaderError(
@@ -286,7 +289,7 @@ class ChainVerifier:
                 field="sealed_at",
                 height=header.height,
             )
-        _check_count(header, len(block.events))
+        check_count(header, len(block.events))
         positions = event_positions(header, state.last_offsets)
         builder = state.open_block(
             sealed_at=parse_timestamp(header.sealed_at),
@@ -315,7 +318,7 @@ class ChainVerifier:
                 computed=[run.model_dump() for run in builder.sources()],
                 height=header.height,
             )
-        _check_log(header, builder.log)
+        check_log(header, builder.log)
         next_state = state.advance(builder, header)
         keys = builder.dedup_keys
         for key in keys:
@@ -353,7 +356,8 @@ def _check_link(header: BlockHeader, state: ChainState | None) -> None:
         )
 
 
-def _check_header(header: BlockHeader, *, chain_id: str, sealer: str) -> None:
+def check_header(header: BlockHeader, *, chain_id: str, sealer: str) -> None:
+    """The header's version, chain id and sealer are the chain's (raises `BlockHeaderError`)."""
     required = {"version": BLOCK_VERSION, "chain_id": chain_id, "sealer": sealer}
     for name, value in required.items():
         if getattr(header, name) != value:
@@ -366,7 +370,8 @@ def _check_header(header: BlockHeader, *, chain_id: str, sealer: str) -> None:
             )
 
 
-def _check_count(header: BlockHeader, events: int) -> None:
+def check_count(header: BlockHeader, events: int) -> None:
+    """`event_count` is the number of events the block carries, never zero."""
     if header.event_count != events or events == 0:
         raise BlockHeaderError(
             "event_count is not the number of events (and a block is never empty)",
@@ -377,7 +382,7 @@ def _check_count(header: BlockHeader, events: int) -> None:
         )
 
 
-def _check_log(header: BlockHeader, log: CompactRange) -> None:
+def check_log(header: BlockHeader, log: CompactRange) -> None:
     """The header's log fields against the log recomputed from the events."""
     if header.tree_size != log.size:
         raise TreeSizeError(

@@ -19,9 +19,9 @@ from shared.chain import (
     BlockLinkError,
     ChainStateError,
     ChainVerifier,
-    _check_count,  # private in shared.chain; see docs/follower.md ("Shared checks")
-    _check_header,
-    _check_log,
+    check_count,
+    check_header,
+    check_log,
 )
 from shared.genesis import GenesisConfig, verify_genesis_event
 from shared.merkle import CompactRange, MerkleArgumentError, leaf_hash
@@ -177,7 +177,7 @@ class BlockFollower:
         header = block.header
         if header.height < state.height:
             return None  # applied long ago; the reader resumes past it, validators audit it
-        _check_header(header, chain_id=self.genesis.chain_id, sealer=self.genesis.sealer)
+        check_header(header, chain_id=self.genesis.chain_id, sealer=self.genesis.sealer)
         verify_block_signature(block, self.genesis.sealer)
         if header.height == state.height:
             if block.block_hash == state.head_hash:
@@ -201,10 +201,10 @@ class BlockFollower:
                 computed=header.prev_hash,
                 height=header.height,
             )
-        _check_count(header, len(block.events))
+        check_count(header, len(block.events))
         log = state.log()
         log.extend(leaf_hash(canonicalize(event)) for event in block.events)
-        _check_log(header, log)
+        check_log(header, log)
         followed = _followed(block, first_leaf=state.head.tree_size)
         self._state = FollowerState(header, block.block_hash, tuple(log.frontier()))
         return followed

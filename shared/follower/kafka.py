@@ -26,6 +26,7 @@ from shared.follower.core import (
     MissingBlocksError,
 )
 from shared.kafka import KafkaSettings
+from shared.kafka.consume import consume_available
 from shared.runtime.component import NotReadyError
 from shared.topics import LEDGER_BLOCKS, TopicNames
 
@@ -144,7 +145,7 @@ class ChainFollower:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                messages = consumer.consume(num_messages=_BATCH, timeout=_POLL_SECONDS)
+                messages = consume_available(consumer, max_messages=_BATCH, timeout=_POLL_SECONDS)
             except KafkaException as exc:
                 self._trouble = f"retrying after {type(exc).__name__}"
                 log.warning("consume failed; retrying", extra={"error": str(exc)})
