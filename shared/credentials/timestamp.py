@@ -2,8 +2,9 @@
 
 ``validFrom``, ``validUntil`` and a proof's ``created``/``expires`` must carry a time zone
 (a naive time would mean a different instant on every verifier's machine), so only the
-explicit ``Z`` or ``±hh:mm`` forms are accepted; years are four digits, as every real
-credential writes them.
+explicit ``Z`` or ``±hh:mm`` forms are accepted; years are four digits and fractions at most
+nine digits, as every real credential writes them (and as the RFC 3339 timestamps of the
+identity events, which copy ``validFrom``/``validUntil``, require).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Final
 __all__ = ["parse_date", "parse_date_time_stamp"]
 
 _DATE_TIME_STAMP: Final = re.compile(
-    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
     r"(?P<zone>Z|[+-]\d{2}:\d{2})"
 )
 _DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -14,7 +14,7 @@ from shared.credentials.timestamp import parse_date, parse_date_time_stamp
     [
         ("2023-01-01T00:00:00Z", datetime(2023, 1, 1, tzinfo=UTC)),
         ("2023-01-01T02:00:00+02:00", datetime(2023, 1, 1, tzinfo=UTC)),
-        ("2022-12-31T23:00:00.1234567-01:00", datetime(2023, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)),
+        ("2022-12-31T23:00:00.123456789-01:00", datetime(2023, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)),
         ("2023-01-01T00:00:00+14:00", datetime(2022, 12, 31, 10, tzinfo=UTC)),
     ],
 )
@@ -32,6 +32,7 @@ def test_valid_stamps_parse_to_utc(text: str, instant: datetime) -> None:
         "2023-02-30T00:00:00Z",
         "2023-01-01T00:00:00+14:30",
         "2023-01-01T00:00Z",
+        "2023-01-01T00:00:00.1234567890Z",
         "2023-01-01",
         20230101,
     ],
