@@ -83,7 +83,8 @@ def run_up(options: UpOptions, console: Console) -> int:
     log.announce(
         f"dev chain {chain.chain_id!r} in {options.data_dir}: "
         f"{len(chain.created_keys)} key files written, {len(chain.dids) - len(chain.created_keys)} "
-        f"kept; {'wrote a new' if chain.created_genesis else 'kept the'} genesis"
+        f"kept; {'wrote a new' if chain.created_genesis else 'kept the'} genesis; "
+        f"{'wrote a new' if chain.created_pseudonym_key else 'kept the'} pseudonym key"
     )
     env = child_environment(
         {
