@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.identity.adapters.memory import MemoryIdentityJournal
+from services.identity.ports import IdentityMetrics
 from services.identity.service import IdentityService
 from shared.credentials import License, PractitionerLicense, issue_practitioner_credential
 from shared.envelope import uuid7
@@ -87,7 +88,7 @@ class World:
         )
 
 
-def build_world() -> World:
+def build_world(metrics: IdentityMetrics | None = None) -> World:
     chain = ChainFactory()
     clock = FakeClock()
     database = MemoryDatabase()
@@ -109,6 +110,7 @@ def build_world() -> World:
         clock=clock,
         new_id=new_id,
         notify=lambda: notified.append(1),
+        metrics=metrics,
     )
     return World(chain, clock, database, journal, outbox, service, notified)
 

@@ -35,9 +35,8 @@ class Api:
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    world = build_world()
     metrics = ServiceMetrics(service="identity", instance="identity", version="test")
-    world.service._metrics = PrometheusIdentityMetrics(metrics.registry)
+    world = build_world(PrometheusIdentityMetrics(metrics.registry))
     authenticator = Authenticator(audience="identity", seen=MemorySeenTokens(), metrics=metrics)
     app = create_app(
         service="identity",
@@ -101,6 +100,10 @@ def test_an_untrusted_issuer_is_422_and_a_stranger_403(api: Api) -> None:
         "/v1/practitioners", "admin", {"credential": api.world.credential(issuer="stranger")}
     )
     assert (untrusted.status_code, untrusted.json()["reason"]) == (422, "untrusted_issuer")
+    refusals = api.metrics.registry.get_sample_value(
+        "careledger_identity_credential_refusals_total", {"reason": "untrusted_issuer"}
+    )
+    assert refusals == 1
     forbidden = api.post("/v1/practitioners", "stranger", {"credential": api.world.credential()})
     assert (forbidden.status_code, forbidden.json()["reason"]) == (403, "forbidden")
 
