@@ -29,3 +29,12 @@ class PartitionRewoundError(SealerError):
     was re-created (an embedded broker restarted with a kept store) or truncated. Block
     sources are offsets that only move forward, so the sealer stops rather than skip or
     re-seal anything; an operator decides (new chain, or new topic prefix)."""
+
+
+class SealerStopped(SealerError):  # noqa: N818 - a signal, not a failure
+    """Raised inside the loop when `stop()` interrupts a wait; the open block is dropped
+    (its events are read again at the next start)."""
+
+
+class GenesisMismatchError(SealerError):
+    """The stored chain was started from another genesis than the configured one."""

@@ -9,20 +9,21 @@ the store at its last block, from which `recover` resumes.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from services.sealer.core.cut import CutPolicy
 from services.sealer.errors import (
     ChainConflictError,
+    GenesisMismatchError,
     LeaseLostError,
     PartitionRewoundError,
     SealerError,
+    SealerStopped,
     TransientError,
 )
 from services.sealer.ports import (
@@ -34,6 +35,7 @@ from services.sealer.ports import (
     SourceMessage,
     WriterLease,
 )
+from services.sealer.seen import StoredSeenEvents, claimed_keys
 from shared.admission import DedupKey
 from shared.block import Block, BlockBuilder, PartitionKey, block_to_json, build_genesis_block
 from shared.canonical import canonicalize
@@ -41,55 +43,10 @@ from shared.chain import ChainState, ChainVerifier
 from shared.crypto import SigningKey
 from shared.envelope import EventRejected
 from shared.events.ledger import RejectionRecorded
-from shared.runtime.component import NotReadyError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class SealerStopped(SealerError):  # noqa: N818 - a signal, not a failure
-    """Raised inside the loop when `stop()` interrupts a wait; the open block is dropped
-    (its events are read again at the next start)."""
-
-
-class GenesisMismatchError(SealerError):
-    """The stored chain was started from another genesis than the configured one."""
-
-
-class StoredSeenEvents:
-    """`SeenEvents` read from the chain store. Keys are recorded only by `ChainStore.append`,
-    with their block; the builder's `PendingSeenEvents` holds those of the open block.
-
-    `prefetch` asks the store about a whole batch in one round trip (a query per event cost
-    two thirds of the sealer's time); `stored` keeps the answers true after each block.
-    """
-
-    def __init__(self, store: ChainStore) -> None:
-        self._store = store
-        self._sealed: set[DedupKey] = set()
-        self._absent: set[DedupKey] = set()
-
-    def prefetch(self, keys: Collection[DedupKey]) -> None:
-        """Remember which of `keys` are sealed; forget the previous batch's answers."""
-        wanted = set(keys)
-        self._sealed = self._store.sealed_among(wanted) if wanted else set()
-        self._absent = wanted - self._sealed
-
-    def stored(self, keys: Collection[DedupKey]) -> None:
-        """The keys of a block just stored: sealed from now on."""
-        self._sealed.update(keys)
-        self._absent.difference_update(keys)
-
-    def contains(self, key: DedupKey) -> bool:
-        if key in self._sealed:
-            return True
-        if key in self._absent:
-            return False
-        return self._store.contains(key)
-
-    def add(self, key: DedupKey) -> None:  # noqa: ARG002 - the port's signature
-        raise SealerError("sealed keys are stored with their block, never one by one")
 
 
 class NullMetrics:
@@ -106,22 +63,6 @@ class NullMetrics:
 
     def leading(self, holds_lease: bool) -> None:
         pass
-
-
-def _dedup_keys(messages: list[SourceMessage]) -> list[DedupKey]:
-    """The `(source, id)` the messages claim, where they parse; only a prefetch hint, so
-    anything odd is skipped (admission decides on the parsed event)."""
-    keys = []
-    for message in messages:
-        try:
-            event = json.loads(message.value)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            source, event_id = event.get("source"), event.get("id")
-            if isinstance(source, str) and isinstance(event_id, str):
-                keys.append((source, event_id))
-    return keys
 
 
 def _utc_now() -> datetime:
@@ -288,7 +229,7 @@ class Sealer:
             lambda: self._source.poll(max_messages=self._batch_size, timeout=wait),
             "read the input topics",
         )
-        self._retry(lambda: self._seen.prefetch(_dedup_keys(messages)), "read sealed keys")
+        self._retry(lambda: self._seen.prefetch(claimed_keys(messages)), "read sealed keys")
         for message in messages:
             self._take(message)
             self._cut_if_due()
@@ -448,61 +389,3 @@ class Sealer:
                 if self.trouble is not None and self._state is not None:
                     self.trouble = None
                 return result
-
-
-class SealingComponent:
-    """The sealer's loop on a thread of its own, as a service component (/readyz: `sealer`).
-
-    The broker clients are used and closed on that thread only (they are not thread-safe).
-    A bug (anything but a transient error) ends the loop; /readyz then says why, and the
-    supervisor is expected to restart the process.
-    """
-
-    name = "sealer"
-
-    def __init__(
-        self,
-        *,
-        sealer: Sealer,
-        source: EventSource,
-        publisher: LedgerPublisher,
-        join_timeout: float = 10.0,
-    ) -> None:
-        self._sealer = sealer
-        self._source = source
-        self._publisher = publisher
-        self._join_timeout = join_timeout
-        self._thread: threading.Thread | None = None
-        self._failure: str | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._sealer.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=self._join_timeout)
-            if self._thread.is_alive():
-                log.warning("sealer thread did not stop in time")
-            self._thread = None
-
-    def check(self) -> None:
-        if self._failure is not None:
-            raise NotReadyError(f"sealer stopped: {self._failure}")
-        if self._thread is None or not self._thread.is_alive():
-            raise NotReadyError("sealer is not running")
-        if self._sealer.trouble is not None:
-            raise NotReadyError(self._sealer.trouble)
-
-    def _run(self) -> None:
-        try:
-            self._sealer.run()
-        except Exception as exc:
-            self._failure = type(exc).__name__
-            log.exception("sealer failed")
-        finally:
-            try:
-                self._source.close()
-            finally:
-                self._publisher.close()

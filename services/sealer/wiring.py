@@ -9,15 +9,16 @@ import uuid
 from fastapi import FastAPI
 
 from services.sealer import __version__
+from services.sealer.adapters.component import SealingComponent
 from services.sealer.adapters.kafka import KafkaEventSource, KafkaLedgerPublisher
 from services.sealer.adapters.metrics import PrometheusSealerMetrics
 from services.sealer.adapters.sql import SqlChainStore, migrate_sealer
 from services.sealer.config import SealerSettings
-from services.sealer.service import Sealer, SealingComponent
+from services.sealer.service import Sealer
 from shared.runtime.app import service_app
 from shared.runtime.identity import ServiceIdentity, load_identity
 from shared.runtime.metrics import ServiceMetrics
-from shared.runtime.server import run_service
+from shared.runtime.server import request_exit, run_service
 from shared.store import Database, open_database
 
 
@@ -52,7 +53,9 @@ def build_component(
         policy=settings.cut_policy(),
         metrics=PrometheusSealerMetrics(metrics.registry),
     )
-    return SealingComponent(sealer=sealer, source=source, publisher=publisher)
+    return SealingComponent(
+        sealer=sealer, source=source, publisher=publisher, on_failure=request_exit
+    )
 
 
 def build(settings: SealerSettings) -> FastAPI:

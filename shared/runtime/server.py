@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,11 +22,36 @@ log = logging.getLogger("careledger.server")
 
 S = TypeVar("S", bound=ServiceSettings)
 
+#: Exit code of a process stopped by `request_exit` after a component failed (BSD EX_SOFTWARE).
+EXIT_COMPONENT_FAILED = 70
+
+
+class _ExitRequest:
+    """The exit code the next stop signal ends the process with (0: a requested stop)."""
+
+    code = 0
+    lock = threading.Lock()
+
+
+def request_exit(reason: str, code: int = EXIT_COMPONENT_FAILED) -> None:
+    """Stop this process as SIGTERM does (graceful shutdown, components stopped in reverse),
+    then exit with `code` instead of 0, so the supervisor restarts it and says why.
+
+    For a component whose failure its own retries cannot cure (STYLE: a bug crashes loudly).
+    Callable from any thread; the first caller's code wins.
+    """
+    with _ExitRequest.lock:
+        if _ExitRequest.code == 0:
+            _ExitRequest.code = code
+    log.critical("stopping the process: %s", reason, extra={"exit_code": code})
+    os.kill(os.getpid(), signal.SIGTERM)
+
 
 def run_service(settings_type: type[S], build: Callable[[S], FastAPI]) -> None:
     """Validate settings, build the app in the wiring module, serve until SIGTERM/SIGINT.
 
-    Exit codes: 2 = invalid configuration, 1 = could not start; the supervisor restarts both.
+    Exit codes: 2 = invalid configuration, 1 = could not start, 70 = a component failed
+    (`request_exit`), 0 = stopped on request; the supervisor restarts all but 0.
     """
     try:
         settings = settings_type()
@@ -59,10 +86,11 @@ def run_service(settings_type: type[S], build: Callable[[S], FastAPI]) -> None:
 def _exit_cleanly_on_stop_signals() -> None:
     """uvicorn handles SIGTERM/SIGINT itself (graceful shutdown, lifespan stop) and then
     re-raises the signal to the handler it found. Ours turns that into exit code 0, so a
-    requested stop is not reported as a crash and exit handlers run."""
+    requested stop is not reported as a crash and exit handlers run (or into the code
+    `request_exit` asked for)."""
 
     def stop(_signum: int, _frame: object) -> None:
-        raise SystemExit(0)
+        raise SystemExit(_ExitRequest.code)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -11,10 +11,11 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from services.sealer.adapters.component import SealingComponent
 from services.sealer.adapters.kafka import KafkaEventSource, KafkaLedgerPublisher
 from services.sealer.adapters.sql import SqlChainStore, migrate_sealer
 from services.sealer.core.cut import CutPolicy
-from services.sealer.service import Sealer, SealingComponent
+from services.sealer.service import Sealer
 from shared.block import block_from_json
 from shared.envelope import encode_event, kafka_key
 from shared.kafka import KafkaSettings, ensure_topics

@@ -7,14 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.sealer.adapters.component import SealingComponent
 from services.sealer.adapters.memory import MemoryChainStore
 from services.sealer.core.cut import CutPolicy
-from services.sealer.errors import PartitionRewoundError
-from services.sealer.service import GenesisMismatchError, Sealer
+from services.sealer.errors import GenesisMismatchError, PartitionRewoundError
+from services.sealer.service import Sealer
 from shared.block import block_from_json
 from shared.chain import verify_chain
 from shared.envelope import encode_event
 from shared.events import identity
+from shared.runtime.component import NotReadyError
 from shared.topics import CLINICAL_EVENTS, IDENTITY_EVENTS, RECORDS_EVENTS
 from tests.unit.core.chainfactory import ChainFactory
 from tests.unit.sealer.fakes import FakePublisher, FakeSource, FakeTopics
@@ -300,3 +302,41 @@ def test_blocks_never_exceed_max_bytes_unless_one_event_does() -> None:
     assert len(rig.sealed_ids()) == 12
     assert all(size <= 1000 for size in sizes)
     assert len(sizes) == 6
+
+
+class _FailingSealer:
+    """Stands in for `Sealer` in `SealingComponent`: its loop dies of a bug."""
+
+    trouble = None
+
+    def run(self) -> None:
+        raise RuntimeError("a bug")
+
+    def stop(self) -> None:
+        pass
+
+
+class _ClosingEnd:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failed_loop_closes_its_clients_reports_not_ready_and_asks_to_exit() -> None:
+    failures: list[str] = []
+    source, publisher = _ClosingEnd(), _ClosingEnd()
+    component = SealingComponent(
+        sealer=_FailingSealer(),  # type: ignore[arg-type]
+        source=source,  # type: ignore[arg-type]
+        publisher=publisher,  # type: ignore[arg-type]
+        on_failure=failures.append,
+    )
+    component.start()
+    component.stop()
+    assert failures == ["the sealer stopped: RuntimeError"]
+    assert source.closed
+    assert publisher.closed
+    with pytest.raises(NotReadyError, match="sealer stopped: RuntimeError"):
+        component.check()
