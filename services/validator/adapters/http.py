@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from services.validator.errors import (
     NoChainYetError,
@@ -33,10 +33,10 @@ def validator_router(queries: ChainQueries) -> APIRouter:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
 
     @router.get("/blocks/{height}")
-    def block(height: int) -> dict[str, Any]:
+    def block(height: int) -> Response:
         """A verified block with the attestations collected for it."""
         try:
-            return queries.block(height)
+            return Response(content=queries.block(height), media_type="application/json")
         except UnknownBlockError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
 
