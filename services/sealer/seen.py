@@ -3,11 +3,10 @@ in one query per batch of input (a query per event cost two thirds of the sealer
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 
 from services.sealer.errors import SealerError
-from services.sealer.ports import ChainStore, SourceMessage
+from services.sealer.ports import ChainStore
 from shared.admission import DedupKey
 
 
@@ -44,19 +43,3 @@ class StoredSeenEvents:
 
     def add(self, key: DedupKey) -> None:  # noqa: ARG002 - the port's signature
         raise SealerError("sealed keys are stored with their block, never one by one")
-
-
-def claimed_keys(messages: list[SourceMessage]) -> list[DedupKey]:
-    """The `(source, id)` the messages claim, where they parse; only a prefetch hint, so
-    anything odd is skipped (admission decides on the parsed event)."""
-    keys = []
-    for message in messages:
-        try:
-            event = json.loads(message.value)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            source, event_id = event.get("source"), event.get("id")
-            if isinstance(source, str) and isinstance(event_id, str):
-                keys.append((source, event_id))
-    return keys

@@ -35,13 +35,13 @@ from services.sealer.ports import (
     SourceMessage,
     WriterLease,
 )
-from services.sealer.seen import StoredSeenEvents, claimed_keys
+from services.sealer.seen import StoredSeenEvents
 from shared.admission import DedupKey
 from shared.block import Block, BlockBuilder, PartitionKey, block_to_json, build_genesis_block
 from shared.canonical import canonicalize
 from shared.chain import ChainState, ChainVerifier
 from shared.crypto import SigningKey
-from shared.envelope import EventRejected
+from shared.envelope import EventRejected, ParsedEvent, parse_event
 from shared.events.ledger import RejectionRecorded
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,14 @@ class NullMetrics:
 
     def leading(self, holds_lease: bool) -> None:
         pass
+
+
+def _parse(message: SourceMessage) -> ParsedEvent | EventRejected:
+    """The parsed event, or why it cannot be admitted (raised in order, when it is taken)."""
+    try:
+        return parse_event(message.value)
+    except EventRejected as exc:
+        return exc
 
 
 def _utc_now() -> datetime:
@@ -229,13 +237,17 @@ class Sealer:
             lambda: self._source.poll(max_messages=self._batch_size, timeout=wait),
             "read the input topics",
         )
-        self._retry(lambda: self._seen.prefetch(claimed_keys(messages)), "read sealed keys")
-        for message in messages:
-            self._take(message)
+        # Each value is parsed once, here: the keys it claims feed one store query for the
+        # whole batch, and admission then works on the parsed event.
+        parsed = [_parse(message) for message in messages]
+        keys = [event.dedup_key for event in parsed if isinstance(event, ParsedEvent)]
+        self._retry(lambda: self._seen.prefetch(keys), "read sealed keys")
+        for message, event in zip(messages, parsed, strict=True):
+            self._take(message, event)
             self._cut_if_due()
         self._cut_if_due()
 
-    def _take(self, message: SourceMessage) -> None:
+    def _take(self, message: SourceMessage, event: ParsedEvent | EventRejected) -> None:
         self._check_position(message)
         if self._builder is not None and self._policy.overflows(
             event_count=self._builder.event_count,
@@ -253,8 +265,10 @@ class Sealer:
             builder = state.open_block(sealed_at=self._wall_clock(), seen=self._seen)
             self._builder = builder
         try:
+            if isinstance(event, EventRejected):
+                raise event
             builder.admit(
-                message.value,
+                event,
                 topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
