@@ -74,7 +74,7 @@ def test_every_service_is_ready_healthy_and_exports_metrics(system: RunningSyste
         assert "careledger_build_info{" in metrics
         assert "careledger_ready 1.0" in metrics
         expected_checks = {
-            "identity": {"store", "broker", "outbox"},
+            "identity": {"store", "broker", "outbox", "chain-follower"},
             "records": {"store", "broker", "outbox"},
             "billing": {"store", "broker", "outbox"},
             "sealer": {"store", "broker", "sealer"},
@@ -179,7 +179,8 @@ def test_ctrl_c_stops_everything_within_ten_seconds_and_a_restart_starts_a_new_c
     listening = [port for port in system.ports if port_open("127.0.0.1", port)]
     assert listening == [], f"still listening after Ctrl-C: {listening}"
     keys = system.data_dir / "keys"
-    dids = {p.stem: json.loads(p.read_text())["did"] for p in keys.glob("*")}
+    dids = {p.stem: json.loads(p.read_text())["did"] for p in keys.glob("*.json")}
+    pseudonym_key = (keys / "pseudonym.key").read_bytes()
     genesis = (system.data_dir / "genesis.json").read_text()
 
     again = start_system(system.data_dir, system.log, system.offset)
@@ -188,7 +189,9 @@ def test_ctrl_c_stops_everything_within_ten_seconds_and_a_restart_starts_a_new_c
         again.wait_for_output("all services ready", timeout=120, after=len(system.output()))
     finally:
         again.interrupt(timeout=15)
-    assert {p.stem: json.loads(p.read_text())["did"] for p in keys.glob("*")} == dids
+    assert {p.stem: json.loads(p.read_text())["did"] for p in keys.glob("*.json")} == dids
+    # Pseudonyms on the archived chain and the new one stay the same patients'.
+    assert (keys / "pseudonym.key").read_bytes() == pseudonym_key
     assert (system.data_dir / "genesis.json").read_text() != genesis
     (archive,) = (system.data_dir / "previous").iterdir()
     assert (archive / "genesis.json").read_text() == genesis
