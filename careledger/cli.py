@@ -76,6 +76,8 @@ def init(data_dir: DataDir = Path("data")) -> None:
     for name, did in chain.dids.items():
         marker = "new " if name in chain.created_keys else "kept"
         typer.echo(f"{marker} {data_dir / 'keys' / (name + '.json')}  {did}")
+    marker = "new " if chain.created_pseudonym_key else "kept"
+    typer.echo(f"{marker} {data_dir / 'keys' / 'pseudonym.key'}  (secret: patient pseudonyms)")
     state = "new" if chain.created_genesis else "kept"
     typer.echo(f"{state} {data_dir / 'genesis.json'}  chain {chain.chain_id}")
 

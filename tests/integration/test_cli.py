@@ -28,9 +28,11 @@ def test_every_command_has_help() -> None:
 def test_init_writes_then_keeps(tmp_path: Path) -> None:
     first = runner.invoke(app, ["init", "--data-dir", str(tmp_path)])
     assert first.exit_code == 0, first.output
-    assert first.output.count("new ") == len(DEV_KEY_NAMES) + 1
+    # every key, the pseudonym key and the genesis
+    assert first.output.count("new ") == len(DEV_KEY_NAMES) + 2
+    assert "pseudonym.key" in first.output
     second = runner.invoke(app, ["init", "--data-dir", str(tmp_path)])
-    assert second.output.count("kept") == len(DEV_KEY_NAMES) + 1
+    assert second.output.count("kept") == len(DEV_KEY_NAMES) + 2
 
 
 def test_keygen_prints_the_did_and_refuses_bad_names(tmp_path: Path) -> None:
