@@ -74,3 +74,14 @@ def consultation(**changes: Any) -> Consultation:
 def state(plan_id: str = "copay-only", met: int = 0, currency: str = "USD") -> PlanState:
     """A plan state with this much of the deductible met."""
     return PlanState(plan_id=plan_id, currency=currency, deductible_met=met)
+
+
+def assert_no_float(value: object) -> None:
+    """Walk a model dump and fail on any float, however deep."""
+    assert not isinstance(value, float), value
+    if isinstance(value, dict):
+        for item in value.values():
+            assert_no_float(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            assert_no_float(item)

@@ -17,7 +17,7 @@ from services.billing.core.tariff import (
     TariffContract,
     content_hash,
 )
-from tests.unit.billing.examples import consultation, state
+from tests.unit.billing.examples import assert_no_float, consultation, state
 
 _CODES = sorted(TELEMEDICINE_EM_CODES | MODIFIED_EM_CODES)
 _AMOUNT = st.integers(min_value=0, max_value=10**9)
@@ -52,16 +52,6 @@ def _price(document: dict[str, Any], code: str, met: int) -> Any:
     return price(TariffContract.model_validate(document), visit, state("p", met, "EUR"))
 
 
-def _walk(value: object) -> None:
-    assert not isinstance(value, float), value
-    if isinstance(value, dict):
-        for item in value.values():
-            _walk(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _walk(item)
-
-
 @given(cases())
 def test_amounts_add_up(case: tuple[dict[str, Any], str, int]) -> None:
     charges = _price(*case)
@@ -74,8 +64,8 @@ def test_amounts_add_up(case: tuple[dict[str, Any], str, int]) -> None:
 @given(cases())
 def test_no_float_in_any_output(case: tuple[dict[str, Any], str, int]) -> None:
     charges = _price(*case)
-    _walk(charges.model_dump())
-    _walk(charges.model_dump(mode="json"))
+    assert_no_float(charges.model_dump())
+    assert_no_float(charges.model_dump(mode="json"))
 
 
 @given(cases(), st.randoms(use_true_random=False))
