@@ -12,7 +12,7 @@ Method (2-core machine, embedded broker, everything on this host):
    as fast as one producer can; events/s = N_PIPELINE / (first produce → the moment all 3
    validators report a final block (`/v1/head` `final_height`, then that block's `tree_size`)
    covering base + N_PIPELINE leaves). Heads are polled every 50 ms.
-   Latency: LATENCY_RATE events/s for LATENCY_SECONDS (produce() on a fixed schedule; the
+   Latency: LATENCY_RATE events/s (2,000, the issue's target rate) for LATENCY_SECONDS (produce() on a fixed schedule; the
    publish time is the produce() call). A poller asks every validator's `/v1/head` every 20 ms
    and records, per block height, the first time any validator reported it (or a later block)
    as final. Afterwards each of those blocks is fetched and its events mapped back by
@@ -60,7 +60,8 @@ from tests.e2e.conftest import RunningSystem, free_offset, start_system
 
 N_RAW = 20_000
 N_PIPELINE = 10_000
-LATENCY_RATE = 500
+#: The issue's latency target is at 2,000 events/s; lower it for a loaded machine.
+LATENCY_RATE = int(os.environ.get("CARELEDGER_BENCH_LATENCY_RATE", "2000"))
 LATENCY_SECONDS = 10
 TOPIC = "clinical.events"
 HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
