@@ -12,8 +12,9 @@ Method (2-core machine, embedded broker, everything on this host):
    as fast as one producer can; events/s = N_PIPELINE / (first produce → the moment all 3
    validators report a final block (`/v1/head` `final_height`, then that block's `tree_size`)
    covering base + N_PIPELINE leaves). Heads are polled every 50 ms.
-   Latency: LATENCY_RATE events/s (2,000, the issue's target rate) for LATENCY_SECONDS (produce() on a fixed schedule; the
-   publish time is the produce() call). A poller asks every validator's `/v1/head` every 20 ms
+   Latency: LATENCY_RATE events/s (2,000, the issue's target rate) for LATENCY_SECONDS
+   (produce() on a fixed schedule; the publish time is the produce() call; the first event
+   warms the producer up and is not timed). A poller asks every validator's `/v1/head` every 20 ms
    and records, per block height, the first time any validator reported it (or a later block)
    as final. Afterwards each of those blocks is fetched and its events mapped back by
    (source, id), so finality time per event = first time its block was seen final; latency =
