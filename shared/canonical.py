@@ -30,7 +30,7 @@ import rfc8785
 
 from shared.errors import CareLedgerError
 
-__all__ = ["CanonicalizationError", "canonicalize"]
+__all__ = ["CanonicalizationError", "canonicalize", "parse_json"]
 
 # The integers an IEEE 754 double represents exactly; RFC 8785 (via I-JSON) allows no others.
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
@@ -102,3 +102,26 @@ def _scalar_is_exact(value: object) -> bool:
         return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER  # type: ignore[operator]
     # Floats, subclasses of the JSON types and non-JSON values: the reference decides.
     return kind in _SCALARS
+
+
+def parse_json(raw: bytes | str) -> object:
+    """The strict reader for what is hashed or signed: UTF-8 only, unique member names, no
+    NaN/Infinity. Raises `ValueError` (also `UnicodeDecodeError`) or `RecursionError`.
+
+    I-JSON (RFC 7493), which RFC 8785 builds on, forbids repeated names; `json` keeps the
+    last, another parser the first: a signed document must not mean two things. Bytes are
+    decoded explicitly: `json.loads(bytes)` would also accept UTF-16 and UTF-32.
+    """
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a member name is repeated in an object")
+    return members
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import datetime
 import enum
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
-from shared.canonical import CanonicalizationError, canonicalize
+from shared.canonical import CanonicalizationError, canonicalize, parse_json
 from shared.crypto import (
     SIGNATURE_BYTES,
     EncodingError,
@@ -220,10 +219,7 @@ def parse_event(raw: bytes) -> ParsedEvent:
             Reason.TOO_LARGE, f"{len(raw)} bytes, over {MAX_EVENT_BYTES}", size=len(raw)
         )
     try:
-        # Explicit UTF-8: json.loads(bytes) would also accept UTF-16 and UTF-32.
-        event = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_no_constant
-        )
+        event = parse_json(raw)
     except ValueError as exc:  # also UnicodeDecodeError and over-long integers
         raise EventRejected(Reason.MALFORMED, f"not UTF-8 JSON: {exc}") from None
     except RecursionError:
@@ -370,16 +366,3 @@ _ATTRIBUTE_RULES: Final[tuple[tuple[str, Callable[[dict[str, str]], bool]], ...]
         lambda event: event["datacontenttype"] == DATA_CONTENT_TYPE,
     ),
 )
-
-
-def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    # I-JSON (RFC 7493), which RFC 8785 builds on, forbids repeated names; json keeps the
-    # last, another parser the first: a signed event must not mean two things.
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("a member name is repeated in an object")
-    return members
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")

@@ -10,6 +10,7 @@ import json
 from enum import StrEnum
 from typing import Any, Final
 
+from shared.canonical import parse_json
 from shared.crypto import (
     EncodingError,
     SignatureError,
@@ -103,11 +104,7 @@ def verify_jws_signature(did: str, signing_input: bytes, signature: bytes) -> No
 def parse_json_object(raw: bytes, part: str) -> dict[str, Any]:
     """A UTF-8 JSON object with unique member names and no NaN/Infinity, or MALFORMED."""
     try:
-        value = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_unique_members,
-            parse_constant=_refuse_constant,
-        )
+        value = parse_json(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise TokenError(TokenFailure.MALFORMED, f"the {part} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
@@ -142,18 +139,6 @@ def _check_header(header: dict[str, Any]) -> None:
             expected="JWT",
             computed=repr(header["typ"]),
         )
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of repeated names; a token saying two things is refused instead.
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise ValueError("a member name is repeated")
-    return document
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def verify_jws(token: str, *, did: str) -> tuple[dict[str, Any], bytes]:

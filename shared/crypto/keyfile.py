@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
+from shared.canonical import parse_json
 from shared.crypto.encoding import EncodingError, b64url_decode, b64url_encode
 from shared.crypto.signing import SEED_BYTES, SigningKey
 from shared.errors import CareLedgerError
@@ -31,7 +32,7 @@ def dump_key_file(key: SigningKey) -> str:
 def parse_key_file(text: str) -> SigningKey:
     """Parse key file text; check both members, the seed, and that the DID is the seed's."""
     try:
-        document = json.loads(text, object_pairs_hook=_refuse_duplicates)
+        document = parse_json(text)
     except ValueError as exc:
         raise KeyFileError(f"a key file is JSON: {exc}") from exc
     if not isinstance(document, dict):
@@ -54,11 +55,3 @@ def parse_key_file(text: str) -> SigningKey:
         # The DID is public and goes into genesis; a mismatch means a mixed-up or edited file.
         raise KeyFileError(f"'did' {did!r} is not the DID of the private key ({key.did})")
     return key
-
-
-def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    # json keeps the last of repeated names; a file saying two things is refused instead.
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise ValueError("a member name is repeated")
-    return document

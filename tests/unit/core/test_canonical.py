@@ -14,7 +14,7 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.canonical import CanonicalizationError, canonicalize
+from shared.canonical import CanonicalizationError, canonicalize, parse_json
 from shared.errors import CareLedgerError
 
 # RFC 8785 §3.2.2: the input, as JSON text, and its canonical form.
@@ -276,3 +276,23 @@ def test_lone_surrogates_are_refused_like_the_reference(value: object) -> None:
 def test_canonical_form_survives_a_round_trip(value: object) -> None:
     canonical = canonicalize(value)
     assert canonicalize(json.loads(canonical)) == canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"a": 1, "a": 2}', "repeated"),
+        ('{"a": {"b": 1, "b": 1}}', "repeated"),
+        (b'{"a": NaN}', "NaN is not JSON"),
+        ("[Infinity]", "Infinity is not JSON"),
+    ],
+)
+def test_parse_json_refuses_what_could_mean_two_things(raw: bytes | str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_json(raw)
+
+
+def test_parse_json_reads_utf8_only() -> None:
+    assert parse_json('{"é": [1, true, null]}'.encode()) == {"é": [1, True, None]}
+    with pytest.raises(UnicodeDecodeError):
+        parse_json('{"a": 1}'.encode("utf-16"))
