@@ -104,6 +104,11 @@ class ChainView(Protocol[TxT_contra]):
 
     def patient_registered(self, pseudonym: str, tx: TxT_contra | None = None) -> bool: ...
 
+    def authorities(self, tx: TxT_contra | None = None) -> frozenset[str]:
+        """The licensing authorities registered by sealed identity events (genesis ones are
+        not stored: genesis names them)."""
+        ...
+
     def sealed(self, event_ids: Collection[str]) -> Mapping[str, SealedMark]:
         """The marks of those of `event_ids` that are sealed."""
         ...
@@ -113,14 +118,16 @@ class ChainView(Protocol[TxT_contra]):
         tx: TxT_contra,
         *,
         practitioners: Sequence[Practitioner],
+        authorities: Mapping[str, int],
         patients: Mapping[str, int],
         marks: Sequence[SealedMark],
         position: Mapping[str, Any],
     ) -> None:
         """Store one followed block's effects and the follower's position.
 
-        `practitioners` replace the stored standing of their DIDs; `patients` maps newly
-        registered pseudonyms to their height (one already known keeps its first height);
+        `practitioners` replace the stored standing of their DIDs; `authorities` and
+        `patients` map newly registered DIDs / pseudonyms to their height (one already known
+        keeps its first height);
         a mark already stored is left alone (idempotent).
         """
         ...

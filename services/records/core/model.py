@@ -136,16 +136,23 @@ class AccessEntry:
 
 @dataclass(frozen=True, slots=True)
 class Practitioner:
-    """A practitioner as sealed identity events describe them (`since` and `revoked` are
-    block heights)."""
+    """A practitioner as sealed identity events describe them: the licence credential in
+    force (its issuer and digest), its window, and block heights (`since`, `revoked`)."""
 
     did: str
     since: int
+    issuer: str
+    credential: str
+    valid_from: datetime
     valid_until: datetime | None
     revoked: int | None = None
 
     def active(self, now: datetime) -> bool:
-        return self.revoked is None and (self.valid_until is None or now <= self.valid_until)
+        return (
+            self.revoked is None
+            and self.valid_from <= now
+            and (self.valid_until is None or now <= self.valid_until)
+        )
 
 
 @dataclass(frozen=True, slots=True)
