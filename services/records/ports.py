@@ -60,6 +60,10 @@ class RecordVault(Protocol[TxT_contra]):
         self, record_id: str, recipient: str, tx: TxT_contra | None = None
     ) -> WrappedKey | None: ...
 
+    def drop_wraps(self, tx: TxT_contra, consent_id: str) -> int:
+        """Delete the wrapped keys a consent grant made; returns how many."""
+        ...
+
     def shred(self, tx: TxT_contra, record_id: str, erasure: Erasure) -> None:
         """Crypto-shred: delete the custody key, the salt, every wrapped key, and every
         version's nonce and ciphertext (the hashes stay); mark the head erased."""
