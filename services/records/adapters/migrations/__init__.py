@@ -1,0 +1,1 @@
+"""Alembic migrations of the records store (version table careledger_records_version)."""

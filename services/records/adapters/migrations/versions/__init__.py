@@ -1,0 +1,1 @@
+"""Records store revisions, applied in order by shared.store.migrate()."""
