@@ -20,9 +20,9 @@ from shared.keystore import (
     write_pseudonym_key_file,
 )
 from shared.pseudonym import PSEUDONYM_KEY_BYTES
+from shared.runtime.settings import PSEUDONYM_KEY_FILE
 
 DEV_CHAIN_ID = "careledger-dev"
-PSEUDONYM_KEY_FILE = "pseudonym.key"
 
 
 @dataclass(frozen=True, slots=True)

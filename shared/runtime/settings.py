@@ -106,3 +106,28 @@ class ServiceSettings(BaseSettings):
             fetch_wait_max_ms=self.kafka_fetch_wait_max_ms,
             client_id=f"careledger-{self.instance_name}",
         )
+
+
+#: The pseudonym key's file name under `data/keys/` (dev; prod names the file explicitly).
+PSEUDONYM_KEY_FILE = "pseudonym.key"
+
+
+class PseudonymizingSettings(ServiceSettings):
+    """Settings of a service that computes patient pseudonyms (identity, records): they all
+    read the same secret key, or a patient would have a different pseudonym per service."""
+
+    #: The secret key of patient pseudonyms (32 bytes, base64url).
+    pseudonym_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _pseudonym_key_chosen_in_prod(self) -> Self:
+        if self.env == "prod" and self.pseudonym_key_file is None:
+            raise ValueError(
+                "refusing to start in prod: CARELEDGER_PSEUDONYM_KEY_FILE must be set "
+                "(the dev pseudonym key is for development)"
+            )
+        return self
+
+    @property
+    def resolved_pseudonym_key_file(self) -> Path:
+        return self.pseudonym_key_file or self.data_dir / "keys" / PSEUDONYM_KEY_FILE
