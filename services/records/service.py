@@ -283,7 +283,11 @@ class RecordsService(Generic[TxT]):
             self._vault.drop_wraps(tx, consent_id)
             # Another consent in force for the same grantee keeps its records shared.
             for other in self._consents.consents_for(consent.grantee, tx):
-                if other.patient == patient and other.in_force(now):
+                if (
+                    other.consent_id != consent_id
+                    and other.patient == patient
+                    and other.in_force(now)
+                ):
                     self._wrap_for(tx, other)
             self._audit_consent(tx, consent, AccessAction.CONSENT_REVOKED, caller, now)
         self._committed("consent revoked", event)

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from datetime import UTC, datetime
+
 from fastapi import FastAPI
 
 from services.records import __version__
+from services.records.adapters.http import records_router
+from services.records.adapters.metrics import PrometheusRecordsMetrics
+from services.records.adapters.sql import SqlRecordsStore, migrate_records_store
+from services.records.cipher import RecordCipher
 from services.records.config import RecordsSettings
+from services.records.following import ChainFollowing
+from services.records.ledger import RecordsLedger
+from services.records.reading import RecordReader
+from services.records.service import RecordsService
+from shared.envelope import uuid7
+from shared.follower.kafka import ChainFollower
+from shared.keystore import read_pseudonym_key_file
 from shared.runtime.app import service_app
+from shared.runtime.auth import wire_authenticator
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.outbox import wire_outbox
@@ -14,22 +30,95 @@ from shared.runtime.server import run_service
 from shared.store import open_database
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_event_id(now: datetime) -> str:
+    return uuid7(int(now.timestamp() * 1000), os.urandom(10))
+
+
+def _new_id() -> str:
+    # Record and consent ids are random (UUIDv4): unlike a UUIDv7 they reveal no time.
+    return str(uuid.uuid4())
+
+
 def build(settings: RecordsSettings) -> FastAPI:
     identity = load_identity(
         settings, role="records service", dids=lambda genesis: {genesis.services.records}
     )
+    pseudonym_key = read_pseudonym_key_file(settings.resolved_pseudonym_key_file)
     database = open_database(settings.resolved_database_url)
+    migrate_records_store(database)
     metrics = ServiceMetrics(
         service="records", instance=settings.instance_name, version=__version__
     )
     outbox = wire_outbox(settings, database, metrics)
+    store = SqlRecordsStore(database=database)
+    cipher = RecordCipher(key=identity.key, random_bytes=os.urandom)
+    ledger = RecordsLedger(
+        vault=store,
+        chain=store,
+        audit=store,
+        outbox=outbox.writer,
+        cipher=cipher,
+        key=identity.key,
+        genesis=identity.genesis,
+        pseudonym_key=pseudonym_key,
+        new_event_id=_new_event_id,
+        metrics=PrometheusRecordsMetrics(metrics.registry),
+    )
+    service = RecordsService(
+        uow=database,
+        ledger=ledger,
+        vault=store,
+        consents=store,
+        chain=store,
+        cipher=cipher,
+        genesis=identity.genesis,
+        clock=_utc_now,
+        new_id=_new_id,
+        notify=outbox.relay.notify,
+    )
+    reader = RecordReader(
+        uow=database,
+        ledger=ledger,
+        vault=store,
+        consents=store,
+        audit=store,
+        chain=store,
+        cipher=cipher,
+        clock=_utc_now,
+        new_id=_new_id,
+        notify=outbox.relay.notify,
+    )
+    follower = ChainFollower(
+        genesis_event=identity.genesis_event,
+        handler=ChainFollowing(
+            uow=database,
+            chain=store,
+            genesis=identity.genesis,
+            signer=identity.key.did,
+            source=ledger.source,
+        ),
+        kafka=settings.kafka(),
+        topics=settings.topics,
+        client_name=f"{settings.instance_name}-follower",
+        registry=metrics.registry,
+    )
+    authenticator = wire_authenticator(settings, database, metrics)
     return service_app(
         settings,
         version=__version__,
         identity=identity,
         database=database,
         metrics=metrics,
-        components=[outbox.component],
+        components=[outbox.component, follower],
+        routers=[
+            records_router(
+                service, reader, authenticator, max_request_bytes=settings.max_request_bytes
+            )
+        ],
     )
 
 

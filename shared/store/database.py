@@ -179,6 +179,9 @@ def _open_sqlite(parsed: URL, *, data_dir: Path | None, busy_timeout: float) -> 
             # FULL: the WAL is fsynced at every commit, so a 2xx survives power loss.
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            # Deleted and overwritten bytes are zeroed in the file, not left in free pages:
+            # crypto-shredding (records erasure) must leave no copy of a destroyed key.
+            cursor.execute("PRAGMA secure_delete = ON")
         finally:
             cursor.close()
 
