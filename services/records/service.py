@@ -227,6 +227,7 @@ class RecordsService(Generic[TxT]):
         the data keys of the records it covers are wrapped to the grantee."""
         now = self._clock()
         patient = self._ledger.pseudonym(caller)
+        purpose = Purpose(purpose)
         types = tuple(sorted(set(resource_types)))
         unknown = sorted(set(types) - SUPPORTED_TYPES)
         if unknown:

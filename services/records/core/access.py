@@ -69,7 +69,7 @@ def decide_read(
         if (
             consent.patient == head.patient
             and consent.grantee == caller
-            and consent.purpose is wanted
+            and consent.purpose == wanted
             and consent.covers(head.resource_type)
             and consent.in_force(now)
         ):
@@ -114,7 +114,7 @@ def may_update(
         if (
             consent.patient == head.patient
             and consent.grantee == caller
-            and consent.purpose is Purpose.TREATMENT
+            and consent.purpose == Purpose.TREATMENT
             and consent.covers(head.resource_type)
             and consent.in_force(now)
         ):
