@@ -25,6 +25,7 @@ from shared.envelope import (
 )
 from shared.events import identity, parse_timestamp, type_matches
 from shared.events.identity import IDENTITY_SCHEMAS
+from shared.events.records import RECORDS_SCHEMAS
 from shared.genesis import GenesisConfig
 from shared.merkle import leaf_hash
 from shared.topics import BILLING_EVENTS, CLINICAL_EVENTS, IDENTITY_EVENTS, RECORDS_EVENTS
@@ -60,6 +61,7 @@ _RESERVED_PREFIXES: Final = (
     "org.careledger.ledger.",
 )
 _PRACTITIONER_TYPES: Final = ("org.careledger.clinical.*",)
+_SCHEMAS: Final = {**IDENTITY_SCHEMAS, **RECORDS_SCHEMAS}
 
 
 class Role(StrEnum):
@@ -261,8 +263,9 @@ def admit(
 
 
 def _check_data(parsed: ParsedEvent) -> None:
-    """Identity events must carry the data their schema defines, whoever signs them."""
-    schema = IDENTITY_SCHEMAS.get(parsed.type)
+    """Identity and records events must carry the data their schema defines, whoever signs
+    them (a records event's schema is also what keeps content and patient DIDs off the chain)."""
+    schema = _SCHEMAS.get(parsed.type)
     if schema is not None:
         try:
             schema.model_validate(parsed.event["data"])

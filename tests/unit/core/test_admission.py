@@ -183,6 +183,13 @@ def test_identity_data_must_match_its_schema_whoever_signs(factory: ChainFactory
     assert _reason(factory, extra, topic=IDENTITY_EVENTS) is Reason.MALFORMED
 
 
+def test_records_data_must_match_its_schema(factory: ChainFactory) -> None:
+    content = factory.event(
+        "records", "org.careledger.records.record.accessed.v1", {"resource": {"text": "PHI"}}
+    )
+    assert _reason(factory, content, topic=RECORDS_EVENTS) is Reason.MALFORMED
+
+
 def test_bad_signature(factory: ChainFactory) -> None:
     event = factory.event()
     event["data"] = {"n": -1}
@@ -327,7 +334,16 @@ def test_a_practitioner_publishes_clinical_events_within_the_credential_window(
     assert (
         _reason(factory, note, registry=registry, topic=RECORDS_EVENTS) is Reason.UNAUTHORIZED_TYPE
     )
-    records = factory.event("practitioner", "org.careledger.records.record.created.v1")
+    created = {
+        "record": "00000000-0000-4000-8000-000000000001",
+        "version": 1,
+        "resource_type": "Observation",
+        "author": factory.did("practitioner"),
+        "patient": "00" * 32,
+        "commitment": "11" * 32,
+        "ciphertext": "22" * 32,
+    }
+    records = factory.event("practitioner", "org.careledger.records.record.created.v1", created)
     assert _reason(factory, records, registry=registry) is Reason.UNAUTHORIZED_TYPE
 
 
