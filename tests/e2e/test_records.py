@@ -395,12 +395,6 @@ def test_bad_input_is_refused_without_echoing_it(clinic: Clinic) -> None:
     assert anonymous.headers["WWW-Authenticate"].startswith('Bearer realm="records"')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/records/core/fhir.py validates structure and types only (fhir.resources "
-    "does not check required bindings): an Observation.status outside ObservationStatus is "
-    "stored (201) though it is not valid FHIR R4",
-)
 def test_a_code_outside_a_required_binding_is_refused(clinic: Clinic) -> None:
     answer = clinic.request(
         "POST",

@@ -12,6 +12,7 @@ import pydantic
 from fhir.resources.R4B import get_fhir_model_class
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
+from services.records.core.bindings import binding_errors
 from services.records.errors import InvalidResourceError
 
 __all__ = ["SUPPORTED_TYPES", "patient_bundle", "validate_resource"]
@@ -81,6 +82,11 @@ def validate_resource(
     stored["meta"] = {**meta, "versionId": str(version)}
     # Validated after id and meta are set, so what is stored is exactly what validated.
     _validate(stored, resource_type)
+    unbound = binding_errors(stored)
+    if unbound:
+        raise InvalidResourceError(
+            f"the resource is not a valid FHIR R4 {resource_type}", unbound[:MAX_ERRORS]
+        )
     return stored
 
 
