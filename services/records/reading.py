@@ -117,7 +117,12 @@ class RecordReader(Generic[TxT]):
         return answer
 
     def envelope(
-        self, caller: str, record_id: str, *, version: int | None = None
+        self,
+        caller: str,
+        record_id: str,
+        *,
+        version: int | None = None,
+        purpose: Purpose | None = None,
     ) -> dict[str, Any]:
         """The encrypted version as stored, with the caller's wrapped data key and the salt,
         for clients that decrypt and check the commitment themselves. Audited as a read."""
@@ -125,7 +130,7 @@ class RecordReader(Generic[TxT]):
         with self._uow.transaction() as tx:
             self._vault.lock(tx)
             head = self._ledger.live_head(record_id, tx)
-            decision = self._decide(tx, head, caller, None, now)
+            decision = self._decide(tx, head, caller, purpose, now)
             wrapped = self._vault.wrapped_key(record_id, caller, tx)
             if decision.allowed and wrapped is not None:
                 stored = self._ledger.version(head, version, tx)

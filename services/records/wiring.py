@@ -114,11 +114,7 @@ def build(settings: RecordsSettings) -> FastAPI:
         database=database,
         metrics=metrics,
         components=[outbox.component, follower],
-        routers=[
-            records_router(
-                service, reader, authenticator, max_request_bytes=settings.max_request_bytes
-            )
-        ],
+        routers=[records_router(service, reader, authenticator)],
     )
 
 

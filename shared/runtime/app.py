@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.runtime.body import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
 from shared.runtime.component import BrokerProbe, CheckedResource, Component, NotReadyError
 from shared.runtime.errors import install_error_handlers
 from shared.runtime.identity import ServiceIdentity
@@ -37,8 +38,10 @@ def create_app(
     metrics: ServiceMetrics,
     routers: Sequence[APIRouter] = (),
     identity: dict[str, str] | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> FastAPI:
-    """Build a service's HTTP app. Components start in order and stop in reverse order."""
+    """Build a service's HTTP app. Components start in order and stop in reverse order;
+    request bodies over `max_request_bytes` are answered 413 (`shared.runtime.body`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +61,7 @@ def create_app(
             log.info("service stopped")
 
     app = FastAPI(title=f"CareLedger {service}", version=version, lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     install_error_handlers(app)
     about = {"service": service, "version": version, **(identity or {})}
     app.include_router(_operations_router(about, components, metrics))
@@ -90,6 +94,7 @@ def service_app(
         metrics=metrics,
         routers=routers,
         identity=identity.about(),
+        max_request_bytes=settings.max_request_bytes,
     )
 
 

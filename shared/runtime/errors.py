@@ -52,6 +52,10 @@ def error_body(reason: str, detail: str, extra: Mapping[str, Any] | None = None)
     return {**(extra or {}), "reason": reason, "detail": detail}
 
 
+#: What an unknown member's name is shown as.
+REDACTED = "<redacted>"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render ApiError, HTTPException and request validation errors in the uniform shape."""
 
@@ -89,13 +93,30 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _safe_error(error: Mapping[str, Any]) -> dict[str, Any]:
-    # Only loc/msg/type: input and ctx may hold what the caller sent (PHI). pydantic's msg
-    # for literal/enum/pattern errors names the expectation, never the input.
-    return {
-        "loc": [str(part) if not isinstance(part, int) else part for part in error["loc"]],
-        "msg": str(error["msg"]),
-        "type": str(error["type"]),
-    }
+    """Only loc/msg/type, and none of them repeating what the caller sent (it may be PHI):
+    input and ctx are dropped, an unknown member's name is not shown, and a message that
+    quotes any part of the input (custom validators do) is replaced by a generic one."""
+    loc = [str(part) if not isinstance(part, int) else part for part in error["loc"]]
+    if error["type"] == "extra_forbidden" and loc:
+        loc[-1] = REDACTED
+    msg = str(error["msg"])
+    if _quotes_input(msg, error.get("input")):
+        msg = "the value is not valid here"
+    return {"loc": loc, "msg": msg, "type": str(error["type"])}
+
+
+def _quotes_input(msg: str, value: object, *, window: int = 6) -> bool:
+    """Whether `msg` contains any `window` consecutive characters of a string in `value`."""
+    if isinstance(value, Mapping):
+        return any(_quotes_input(msg, item) for pair in value.items() for item in pair)
+    if isinstance(value, list | tuple):
+        return any(_quotes_input(msg, item) for item in value)
+    if not isinstance(value, str):
+        return False
+    text = value[:4096]
+    if len(text) < window:
+        return len(text) >= 3 and text in msg
+    return any(text[i : i + window] in msg for i in range(len(text) - window + 1))
 
 
 def _status_reason(status: int) -> str:

@@ -35,6 +35,8 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     shutdown_grace_seconds: float = Field(default=5.0, gt=0, le=60)
+    #: The largest HTTP request body accepted, in bytes (413 `too_large` beyond it).
+    max_request_bytes: int = Field(default=1024 * 1024, ge=4096, le=16 * 1024 * 1024)
 
     kafka_bootstrap_servers: str = Field(
         default=DEFAULT_BOOTSTRAP,

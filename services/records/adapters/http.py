@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import (
     AwareDatetime,
@@ -91,15 +91,9 @@ def records_router(
     service: RecordsService[Any],
     reader: RecordReader[Any],
     authenticate: Authenticator,
-    *,
-    max_request_bytes: int,
 ) -> APIRouter:
-    def limited(request: Request) -> None:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_request_bytes:
-            raise ApiError(413, "too_large", f"a request body is at most {max_request_bytes} bytes")
-
-    router = APIRouter(prefix="/v1", tags=["records"], dependencies=[Depends(limited)])
+    # Request bodies are limited for every service by `shared.runtime.body`.
+    router = APIRouter(prefix="/v1", tags=["records"])
     CallerOf = Annotated[Caller, Depends(authenticate)]  # noqa: N806 - a type alias
 
     @router.post("/records", status_code=201)
@@ -137,11 +131,14 @@ def records_router(
 
     @router.get("/records/{record_id}/envelope")
     def envelope(
-        record_id: str, caller: CallerOf, version: Annotated[int | None, Query(ge=1)] = None
+        record_id: str,
+        caller: CallerOf,
+        version: Annotated[int | None, Query(ge=1)] = None,
+        purpose: Purpose | None = None,
     ) -> dict[str, Any]:
         """The encrypted version with the caller's wrapped key, to decrypt client-side."""
         with _answers():
-            return reader.envelope(caller.did, _id(record_id), version=version)
+            return reader.envelope(caller.did, _id(record_id), version=version, purpose=purpose)
 
     @router.post("/records/{record_id}/erase")
     def erase(record_id: str, caller: CallerOf) -> dict[str, Any]:

@@ -68,9 +68,14 @@ def api() -> Iterator[Api]:
     world.register_patient("patient")
     metrics = ServiceMetrics(service="records", instance="records", version="test")
     authenticator = Authenticator(audience="records", seen=MemorySeenTokens(), metrics=metrics)
-    router = records_router(world.service, world.reader, authenticator, max_request_bytes=MAX_BYTES)
+    router = records_router(world.service, world.reader, authenticator)
     app = create_app(
-        service="records", version="test", components=[], metrics=metrics, routers=[router]
+        service="records",
+        version="test",
+        components=[],
+        metrics=metrics,
+        routers=[router],
+        max_request_bytes=MAX_BYTES,
     )
     with TestClient(app) as client:
         yield Api(world, client)
@@ -174,18 +179,6 @@ def test_an_invalid_resource_is_422_with_errors_and_never_the_submitted_values(a
     assert CANARY not in answer.text
 
 
-_ECHO_DID = (
-    "shared/runtime/errors.py _safe_error/invalid_request copy pydantic's msg into `errors` and "
-    "`detail`; the DidKey validator's msg quotes the submitted value (shared/crypto/did.py "
-    "_shown), so a bad `patient`/`grantee` DID is echoed in the 422 body"
-)
-_ECHO_MEMBER = (
-    "shared/runtime/errors.py _safe_error keeps `loc` as given: an extra_forbidden error's last "
-    "loc part is the submitted member name, echoed in `errors` and `detail` (core/fhir.py "
-    "redacts exactly this for resources)"
-)
-
-
 @pytest.mark.parametrize(
     "body",
     [
@@ -195,11 +188,9 @@ _ECHO_MEMBER = (
         {"patient": "PATIENT", "resource": [CANARY]},
         pytest.param(
             {"patient": "did:key:" + CANARY, "resource": {}},
-            marks=pytest.mark.xfail(strict=True, reason=_ECHO_DID),
         ),
         pytest.param(
             {"patient": "PATIENT", "resource": observation(), CANARY: CANARY},
-            marks=pytest.mark.xfail(strict=True, reason=_ECHO_MEMBER),
         ),
     ],
     ids=["null-did", "missing", "resource-string", "resource-list", "bad-did", "extra-member"],
@@ -320,13 +311,6 @@ def test_the_admin_erases_but_may_not_read(api: Api) -> None:
     assert api.request("POST", f"/v1/records/{record}/erase", "admin").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/records/adapters/http.py:97-100 `limited` checks only a declared "
-        "Content-Length: a chunked body (no Content-Length) of any size is read and acted on"
-    ),
-)
 def test_a_chunked_body_longer_than_the_limit_is_413_too(api: Api) -> None:
     body = {"patient": api.world.did("patient"), "resource": observation("x" * MAX_BYTES)}
     encoded = json.dumps(body).encode()

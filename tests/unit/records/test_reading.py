@@ -456,19 +456,10 @@ def test_an_export_without_live_records_is_an_empty_bundle(people: World) -> Non
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "reading.py RecordReader.envelope decides with purpose None (= TREAT) and takes no "
-        "purpose, so a grantee under a non-TREAT consent, who holds a wrapped key (grants wrap "
-        "for every purpose) and may read with that purpose, never gets the envelope "
-        "(docs/records-api.md: 'whoever holds a wrapped key and may read')"
-    ),
-)
 def test_a_grantee_for_payment_holding_a_wrapped_key_gets_the_envelope(people: World) -> None:
     record = create(people)
     grant(people, Purpose.PAYMENT)
     assert people.store.wrapped_key(record, people.did("second")) is not None
     people.reader.read(people.did("second"), record, purpose=Purpose.PAYMENT)
-    answer = people.reader.envelope(people.did("second"), record)
+    answer = people.reader.envelope(people.did("second"), record, purpose=Purpose.PAYMENT)
     assert open_sealed(people.key("second"), b64url_decode(answer["wrapped_key"]))
