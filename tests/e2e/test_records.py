@@ -303,16 +303,7 @@ def test_the_patient_decrypts_the_envelope_client_side(clinic: Clinic) -> None:
     assert ciphertext_hash(ciphertext) == announced["ciphertext"] == document["ciphertext"]
 
     assert document["signer"] == key(clinic.system, "records").did
-    envelope = Envelope(
-        record_id=document["record"],
-        version=document["version"],
-        resource_type=document["resource_type"],
-        author=document["author"],
-        patient=document["patient"],
-        nonce=document["nonce"],
-        ciphertext_hash=document["ciphertext"],
-        commitment=document["commitment"],
-    )
+    envelope = Envelope.from_document(document)
     verify_envelope(envelope, b64url_decode(document["signature"]), document["signer"])
     assert (envelope.record_id, envelope.author) == (record, clinic.author.did)
 

@@ -75,6 +75,20 @@ class Envelope:
     ciphertext_hash: str
     commitment: str
 
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Envelope:
+        """The envelope an API answer shows (`envelope_document`), for a client to verify."""
+        return cls(
+            record_id=str(document["record"]),
+            version=int(document["version"]),
+            resource_type=str(document["resource_type"]),
+            author=str(document["author"]),
+            patient=str(document["patient"]),
+            nonce=str(document["nonce"]),
+            ciphertext_hash=str(document["ciphertext"]),
+            commitment=str(document["commitment"]),
+        )
+
     def signed_members(self) -> dict[str, Any]:
         return {
             "v": _ENVELOPE_VERSION,

@@ -121,3 +121,18 @@ def test_the_envelope_document_shows_the_signed_members_the_signature_and_the_si
         "signature": "sig",
         "signer": KEY.did,
     }
+
+
+def test_an_envelope_round_trips_through_its_document() -> None:
+    envelope = Envelope(
+        record_id="0b7c3a52-6f1e-4c1a-9d55-3f7e2a1b9c01",
+        version=3,
+        resource_type="Observation",
+        author="did:key:z6MkAuthor",
+        patient="ab" * 32,
+        nonce="bm9uY2U",
+        ciphertext_hash="cd" * 32,
+        commitment="ef" * 32,
+    )
+    document = envelope_document(envelope, "c2ln", "did:key:z6MkSigner")
+    assert Envelope.from_document(document) == envelope

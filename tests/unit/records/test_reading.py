@@ -225,16 +225,7 @@ def test_the_patient_gets_the_envelope_with_their_wrapped_key_and_can_check_it(
     assert document["commitment"] == created["data"]["commitment"]
     assert commitment_matches(b64url_decode(answer["salt"]), content, document["commitment"])
     assert document["signer"] == people.did("records")
-    envelope = Envelope(
-        record_id=document["record"],
-        version=document["version"],
-        resource_type=document["resource_type"],
-        author=document["author"],
-        patient=document["patient"],
-        nonce=document["nonce"],
-        ciphertext_hash=document["ciphertext"],
-        commitment=document["commitment"],
-    )
+    envelope = Envelope.from_document(document)
     verify_envelope(envelope, b64url_decode(document["signature"]), document["signer"])
     audited = accesses(people)[-1]
     assert (audited["action"], audited["outcome"], audited["version"]) == ("read", "allowed", 1)
