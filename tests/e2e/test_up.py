@@ -75,7 +75,7 @@ def test_every_service_is_ready_healthy_and_exports_metrics(system: RunningSyste
         assert "careledger_ready 1.0" in metrics
         expected_checks = {
             "identity": {"store", "broker", "outbox", "chain-follower"},
-            "records": {"store", "broker", "outbox"},
+            "records": {"store", "broker", "outbox", "chain-follower"},
             "billing": {"store", "broker", "outbox"},
             "sealer": {"store", "broker", "sealer"},
         }.get(spec.name, {"store", "broker", "validation"})
