@@ -24,6 +24,7 @@ from shared.envelope import (
     verify_event,
 )
 from shared.events import identity, parse_timestamp, type_matches
+from shared.events.billing import BILLING_SCHEMAS
 from shared.events.identity import IDENTITY_SCHEMAS
 from shared.events.records import RECORDS_SCHEMAS
 from shared.genesis import GenesisConfig
@@ -61,7 +62,7 @@ _RESERVED_PREFIXES: Final = (
     "org.careledger.ledger.",
 )
 _PRACTITIONER_TYPES: Final = ("org.careledger.clinical.*",)
-_SCHEMAS: Final = {**IDENTITY_SCHEMAS, **RECORDS_SCHEMAS}
+_SCHEMAS: Final = {**IDENTITY_SCHEMAS, **RECORDS_SCHEMAS, **BILLING_SCHEMAS}
 
 
 class Role(StrEnum):
@@ -263,8 +264,9 @@ def admit(
 
 
 def _check_data(parsed: ParsedEvent) -> None:
-    """Identity and records events must carry the data their schema defines, whoever signs
-    them (a records event's schema is also what keeps content and patient DIDs off the chain)."""
+    """Identity, records and billing events must carry the data their schema defines, whoever
+    signs them (a records event's schema is also what keeps content and patient DIDs off the
+    chain; a billing event's, amounts that add up)."""
     schema = _SCHEMAS.get(parsed.type)
     if schema is not None:
         try:

@@ -35,6 +35,7 @@ __all__ = [
     "postings_for_invoice",
     "postings_for_payment",
     "postings_for_refund",
+    "postings_for_void",
 ]
 
 _Identifier = Annotated[StrictStr, Field(min_length=1, max_length=200)]
@@ -64,6 +65,7 @@ class EntryKind(StrEnum):
     INVOICE = "invoice"
     PAYMENT = "payment"
     REFUND = "refund"
+    VOID = "void"
 
 
 _RECEIVABLE = {Party.PAYER: Account.RECEIVABLE_PAYER, Party.PATIENT: Account.RECEIVABLE_PATIENT}
@@ -175,6 +177,23 @@ def postings_for_refund(
         [
             (Account.REFUNDS, Side.DEBIT, amount),
             (Account.CASH, Side.CREDIT, amount),
+        ],
+    )
+
+
+def postings_for_void(invoice: Invoice) -> JournalEntry:
+    """Invoice voided (nothing was paid): the invoice's entry reversed, so every receivable,
+    revenue and the adjustments are back where they were before it was issued."""
+    charges = invoice.charges
+    return _entry(
+        EntryKind.VOID,
+        invoice,
+        invoice.invoice_id,
+        [
+            (Account.REVENUE, Side.DEBIT, charges.charge),
+            (Account.RECEIVABLE_PAYER, Side.CREDIT, charges.payer_share),
+            (Account.RECEIVABLE_PATIENT, Side.CREDIT, charges.patient_share),
+            (Account.ADJUSTMENTS, Side.CREDIT, charges.adjustments),
         ],
     )
 

@@ -16,6 +16,7 @@ from services.billing.core.journal import (
     postings_for_invoice,
     postings_for_payment,
     postings_for_refund,
+    postings_for_void,
 )
 from services.billing.core.pricing import price
 from services.billing.core.settlement import (
@@ -168,3 +169,15 @@ def test_a_zero_invoice_has_an_empty_balanced_entry() -> None:
     invoice = Invoice(invoice_id="inv-0", charges=charges)
     assert postings_for_invoice(invoice).postings == ()
     assert settle(invoice, []).status is SettlementStatus.SETTLED
+
+
+def test_voiding_reverses_the_invoice_entry_exactly() -> None:
+    invoice = _invoice()
+    issued, voided = postings_for_invoice(invoice), postings_for_void(invoice)
+    assert voided.kind is EntryKind.VOID
+    assert voided.reference == invoice.invoice_id
+    assert _lines(voided) == {
+        (account, "credit" if side == "debit" else "debit", amount)
+        for account, side, amount in _lines(issued)
+    }
+    assert set(balances([issued, voided]).values()) == {0}
