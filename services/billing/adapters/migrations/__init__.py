@@ -1,0 +1,1 @@
+"""Alembic migrations of the billing store (version table billing_alembic_version)."""

@@ -1,0 +1,1 @@
+"""Billing store revisions, applied in order by shared.store.migrate()."""
