@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from datetime import UTC, datetime
+
 from fastapi import FastAPI
 
 from services.billing import __version__
+from services.billing.adapters.http import billing_router
+from services.billing.adapters.metrics import PrometheusBillingMetrics
+from services.billing.adapters.sql import SqlBillingStore, migrate_billing_store
+from services.billing.adapters.stream import ConsultationStream, StreamMessage
 from services.billing.config import BillingSettings
+from services.billing.engine import BillingEngine
+from services.billing.following import ChainFollowing, Directory
+from services.billing.ledger import BillingLedger
+from services.billing.service import BillingService
+from shared.envelope import uuid7
+from shared.follower.kafka import ChainFollower
+from shared.keystore import read_pseudonym_key_file
+from shared.pseudonym import patient_pseudonym
 from shared.runtime.app import service_app
+from shared.runtime.auth import wire_authenticator
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.outbox import wire_outbox
@@ -14,22 +31,86 @@ from shared.runtime.server import run_service
 from shared.store import open_database
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_event_id(now: datetime) -> str:
+    return uuid7(int(now.timestamp() * 1000), os.urandom(10))
+
+
+def _new_id() -> str:
+    # Invoice, claim, payment, refund and dispute ids are random (UUIDv4): no time in them.
+    return str(uuid.uuid4())
+
+
 def build(settings: BillingSettings) -> FastAPI:
     identity = load_identity(
         settings, role="billing service", dids=lambda genesis: {genesis.services.billing}
     )
+    pseudonym_key = read_pseudonym_key_file(settings.resolved_pseudonym_key_file)
     database = open_database(settings.resolved_database_url)
+    migrate_billing_store(database)
     metrics = ServiceMetrics(
         service="billing", instance=settings.instance_name, version=__version__
     )
+    billing_metrics = PrometheusBillingMetrics(metrics.registry)
     outbox = wire_outbox(settings, database, metrics)
+    store = SqlBillingStore(database=database)
+    ledger = BillingLedger(
+        outbox=outbox.writer,
+        key=identity.key,
+        genesis=identity.genesis,
+        clock=_utc_now,
+        new_event_id=_new_event_id,
+        new_id=_new_id,
+    )
+    directory = Directory.load(store, identity.genesis)
+    engine = BillingEngine(
+        uow=database,
+        book=store,
+        ledger=ledger,
+        directory=directory,
+        metrics=billing_metrics,
+        notify=outbox.relay.notify,
+    )
+    service = BillingService(
+        uow=database,
+        book=store,
+        ledger=ledger,
+        genesis=identity.genesis,
+        pseudonym=lambda did: patient_pseudonym(pseudonym_key, did),
+        metrics=billing_metrics,
+        notify=outbox.relay.notify,
+    )
+    follower = ChainFollower(
+        genesis_event=identity.genesis_event,
+        handler=ChainFollowing(uow=database, chain=store, directory=directory),
+        kafka=settings.kafka(),
+        topics=settings.topics,
+        client_name=f"{settings.instance_name}-follower",
+        registry=metrics.registry,
+    )
+
+    def handle(message: StreamMessage) -> None:
+        engine.handle(message.value)
+
+    stream = ConsultationStream(
+        kafka=settings.kafka(),
+        topics=settings.topics,
+        handler=handle,
+        app_id=f"careledger-{settings.instance_name}",
+        registry=metrics.registry,
+    )
+    authenticator = wire_authenticator(settings, database, metrics)
     return service_app(
         settings,
         version=__version__,
         identity=identity,
         database=database,
         metrics=metrics,
-        components=[outbox.component],
+        components=[outbox.component, follower, stream],
+        routers=[billing_router(service, authenticator)],
     )
 
 

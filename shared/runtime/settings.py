@@ -115,8 +115,9 @@ PSEUDONYM_KEY_FILE = "pseudonym.key"
 
 
 class PseudonymizingSettings(ServiceSettings):
-    """Settings of a service that computes patient pseudonyms (identity, records): they all
-    read the same secret key, or a patient would have a different pseudonym per service."""
+    """Settings of a service that computes patient pseudonyms (identity, records, billing):
+    they all read the same secret key, or a patient would have a different pseudonym per
+    service."""
 
     #: The secret key of patient pseudonyms (32 bytes, base64url).
     pseudonym_key_file: Path | None = None
