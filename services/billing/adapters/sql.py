@@ -58,7 +58,7 @@ from shared.events.billing import VoidReason
 from shared.store import Database, migrate
 
 BILLING_MIGRATIONS = Path(__file__).parent / "migrations"
-BILLING_VERSION_TABLE = "billing_alembic_version"
+BILLING_VERSION_TABLE = "careledger_billing_version"
 _FOLLOWER_ROW = 1
 # One advisory lock serialises billing changes on PostgreSQL (SQLite has one writer anyway).
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"careledger-billing-book").digest()[:8], "big") >> 1

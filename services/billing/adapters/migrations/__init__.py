@@ -1,1 +1,1 @@
-"""Alembic migrations of the billing store (version table billing_alembic_version)."""
+"""Alembic migrations of the billing store (version table careledger_billing_version)."""

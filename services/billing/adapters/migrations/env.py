@@ -1,4 +1,4 @@
-"""Alembic environment of the billing store (billing_alembic_version)."""
+"""Alembic environment of the billing store (careledger_billing_version)."""
 
 from shared.store.alembic_env import run_migrations
 
