@@ -72,7 +72,8 @@ def signed_events(key: SigningKey, count: int, tag: str) -> list[dict[str, Any]]
     return [
         complete_event(
             {
-                "type": "org.careledger.clinical.consultation.completed.v1",
+                # Not a consultation: the pipeline bench measures the ledger, not billing.
+                "type": "org.careledger.clinical.note.signed.v1",
                 "subject": f"enc-{n % 97}",
                 "data": {"encounter": f"enc-{n % 97}", "n": n, "run": tag},
             },

@@ -58,7 +58,9 @@ def test_published_events_become_final_with_verifying_proofs(system: RunningSyst
     for n in range(EVENTS):
         event = complete_event(
             {
-                "type": "org.careledger.clinical.consultation.completed.v1",
+                # Not a consultation: billing would answer those with billing events of its
+                # own, and this test counts exactly the events it published.
+                "type": "org.careledger.clinical.note.signed.v1",
                 "subject": f"enc-{n % 7}",
                 "data": {"encounter": f"enc-{n % 7}", "n": n},
             },

@@ -88,7 +88,8 @@ def publish_stream(system: RunningSystem, published: list[Delivery], stop: threa
             return
         event = complete_event(
             {
-                "type": "org.careledger.clinical.consultation.completed.v1",
+                # Not a consultation: billing would add events of its own to the count.
+                "type": "org.careledger.clinical.note.signed.v1",
                 "subject": f"enc-{n % 11}",
                 "data": {"encounter": f"enc-{n % 11}", "n": n},
             },
