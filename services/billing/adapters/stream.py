@@ -1,0 +1,345 @@
+"""The billing service's consumer of `clinical.events`: a faust app, run as a Component.
+
+Every Kafka message is handed to a synchronous handler (`BillingEngine`, which does database
+I/O) on one dedicated worker thread, so handling is sequential and per-partition order is kept.
+Delivery is at least once: the agent iterates a `noack()` stream and acks an event only after
+the handler returned for it, and faust commits only acked offsets (a contiguous run from the
+last commit, every `commit_interval` and at stop). faust's default auto-ack would not do: it
+acks in the `finally` of its stream generator, which also runs when the agent is cancelled
+in the middle of a handler call, so a stop during a handler would commit an unhandled message.
+
+A handler exception (the database is down) never skips a message: the same message is retried
+with bounded exponential backoff until it succeeds or the component stops. The handler turns
+bad input into business events itself, so an exception here is infrastructure trouble.
+
+faust runs in its own thread with its own event loop, without `faust.Worker` (no signal
+handlers, no web server, no take-over of the process): the service is a uvicorn app whose
+lifespan starts its components synchronously, like the chain follower does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from shared.errors import CareLedgerError
+from shared.kafka import KafkaSettings
+from shared.runtime.component import NotReadyError
+from shared.topics import CLINICAL_EVENTS, TopicNames
+
+__all__ = ["ConsultationStream", "StreamMessage", "StreamSettingsError"]
+
+log = logging.getLogger("careledger.billing")
+
+#: SASL mechanisms aiokafka speaks with a username and password (faust's `SASLCredentials`).
+_PASSWORD_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
+
+
+class StreamSettingsError(CareLedgerError):
+    """The Kafka settings cannot be expressed with faust's aiokafka transport."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMessage:
+    """One Kafka record as the handler sees it: raw bytes, no faust types."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+Handler = Callable[[StreamMessage], None]
+
+
+def faust_broker(kafka: KafkaSettings) -> tuple[str, faust.types.auth.CredentialsT | None]:
+    """The faust `broker` URL and `broker_credentials` for these settings, or refuse them."""
+    hosts = [host.strip() for host in kafka.bootstrap_servers.split(",") if host.strip()]
+    if not hosts:
+        raise StreamSettingsError("no bootstrap servers")
+    url = "kafka://" + ";".join(hosts)
+    protocol = kafka.security_protocol
+    with_sasl = protocol.startswith("SASL_")
+    with_ssl = protocol.endswith("SSL")
+    if not with_sasl and (kafka.sasl_mechanism or kafka.sasl_username or kafka.sasl_password):
+        raise StreamSettingsError(f"SASL settings given but security_protocol is {protocol}")
+    if kafka.ssl_ca_location and not with_ssl:
+        raise StreamSettingsError(f"ssl_ca_location given but security_protocol is {protocol}")
+    context = ssl.create_default_context(cafile=kafka.ssl_ca_location) if with_ssl else None
+    if with_sasl:
+        mechanism = (kafka.sasl_mechanism or "PLAIN").upper()
+        if mechanism not in _PASSWORD_MECHANISMS:
+            raise StreamSettingsError(
+                f"SASL mechanism {mechanism} is not supported by the billing stream "
+                f"(supported: {', '.join(sorted(_PASSWORD_MECHANISMS))})"
+            )
+        if not kafka.sasl_username or kafka.sasl_password is None:
+            raise StreamSettingsError(f"SASL {mechanism} needs a username and a password")
+        credentials: faust.types.auth.CredentialsT = faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=mechanism,
+        )
+        return url, credentials
+    if context is not None:
+        return url, faust.SSLCredentials(context)
+    return url, None
+
+
+class ConsultationStream:
+    """Consumes `clinical.events` with faust and hands every message to `handler`, in order.
+
+    Not ready until the consumer group assigned partitions; a failed thread stays not ready
+    with the reason until a restart.
+    """
+
+    name = "engine"
+
+    def __init__(
+        self,
+        *,
+        kafka: KafkaSettings,
+        topics: TopicNames,
+        handler: Handler,
+        app_id: str,
+        registry: CollectorRegistry | None,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        commit_interval: float = 1.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self._broker, self._credentials = faust_broker(kafka)
+        self._client_id = kafka.client_id
+        self._topic = topics.physical(CLINICAL_EVENTS)
+        self._handler = handler
+        self._app_id = app_id
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+        self._commit_interval = commit_interval
+        self._stop_timeout = stop_timeout
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._state = "not started"
+        self._handled = Counter(
+            "careledger_billing_stream_messages_handled",
+            "clinical.events messages the billing handler returned for",
+            ["partition"],
+            registry=registry,
+        )
+        self._failures = Counter(
+            "careledger_billing_stream_handler_failures",
+            "Handler calls that raised (the message is retried with backoff)",
+            ["partition"],
+            registry=registry,
+        )
+        self._offset = Gauge(
+            "careledger_billing_stream_handled_offset",
+            "Offset of the last clinical.events message handled, per partition",
+            ["partition"],
+            registry=registry,
+        )
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._state = "starting"
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._main, args=(ready,), name=f"{self.name}-faust", daemon=True
+        )
+        self._thread.start()
+        ready.wait(timeout=5)  # the loop exists, so stop() can reach it
+
+    def stop(self) -> None:
+        thread, loop, requested = self._thread, self._loop, self._stop_requested
+        if thread is None:
+            return
+        if loop is not None and requested is not None and not loop.is_closed():
+            # RuntimeError: the loop closed in between; the thread is ending anyway.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(requested.set)
+        thread.join(timeout=self._stop_timeout + 5)
+        if thread.is_alive():
+            log.warning("billing stream still stopping at shutdown; uncommitted work is redone")
+        self._thread = None
+        if not self._state.startswith("failed"):
+            self._state = "stopped"
+
+    def check(self) -> None:
+        if self._state != "ready":
+            raise NotReadyError(self._state)
+        if self._thread is None or not self._thread.is_alive():
+            raise NotReadyError("failed: the stream thread ended")
+
+    # -- the faust thread -----------------------------------------------------------------
+
+    def _main(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        self._stop_requested = asyncio.Event()
+        ready.set()
+        try:
+            loop.run_until_complete(self._run())
+        except Exception as exc:
+            self._state = f"failed: {type(exc).__name__}: {exc}"
+            log.exception("billing stream failed")
+        finally:
+            self._close(loop)
+
+    def _close(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel what faust left running (as `asyncio.run` does), then close the loop."""
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            self._loop = None
+
+    async def _run(self) -> None:
+        requested_stop = self._requested()
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"{self.name}-handler"
+        )
+        idle = asyncio.Event()
+        idle.set()
+        with tempfile.TemporaryDirectory(prefix="careledger-billing-faust-") as datadir:
+            app = self._app(Path(datadir))
+            topic = app.topic(
+                self._topic,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+
+            # Any: `StreamT` (faust's stub) does not declare `noack()`, which `Stream` has.
+            async def consume(stream: Any) -> None:
+                async for event in stream.noack().events():
+                    if requested_stop.is_set():
+                        await asyncio.Future()  # parked until app.stop() cancels the agent
+                    idle.clear()
+                    try:
+                        if await self._handle(event.message, executor):
+                            await stream.ack(event)
+                    finally:
+                        idle.set()
+
+            app.agent(topic, name=f"{self._app_id}.consultations", concurrency=1)(consume)
+            try:
+                await app.start()
+                stopped = asyncio.ensure_future(app.wait_until_stopped())
+                requested = asyncio.ensure_future(requested_stop.wait())
+                await asyncio.wait({stopped, requested}, return_when=asyncio.FIRST_COMPLETED)
+                if not requested.done():
+                    requested.cancel()
+                    reason = app.crash_reason or "the faust app stopped"
+                    raise RuntimeError(f"faust app ended: {reason}")
+                stopped.cancel()
+                # Let the in-flight handler call finish and be acked, so the final commit
+                # covers it; a call stuck longer than the timeout is redone after restart.
+                try:
+                    await asyncio.wait_for(idle.wait(), timeout=self._stop_timeout)
+                except TimeoutError:
+                    log.warning("billing handler still busy at stop; its message is redone")
+            finally:
+                await app.stop()
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    def _requested(self) -> asyncio.Event:
+        if self._stop_requested is None:  # set by _main before the loop runs anything
+            raise RuntimeError("the stream's event loop is not set up")
+        return self._stop_requested
+
+    def _app(self, datadir: Path) -> faust.App:
+        app = faust.App(
+            self._app_id,
+            broker=self._broker,
+            broker_credentials=self._credentials,
+            broker_client_id=self._client_id,
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            web_enabled=False,
+            store="memory://",
+            datadir=str(datadir),
+            topic_disable_leader=True,
+            broker_session_timeout=6.0,
+            broker_heartbeat_interval=1.0,
+            broker_rebalance_timeout=10.0,
+            broker_commit_interval=self._commit_interval,
+            stream_wait_empty=False,
+            autodiscover=False,
+        )
+
+        # Signal receivers get (sender, partitions, signal=...); only the event matters here.
+        async def assigned(*_: Any, **__: Any) -> None:
+            self._state = "ready"
+            log.info("billing stream partitions assigned")
+
+        async def revoked(*_: Any, **__: Any) -> None:
+            self._state = "joining the consumer group"
+
+        app.on_partitions_assigned.connect(assigned)
+        app.on_partitions_revoked.connect(revoked)
+        self._state = "joining the consumer group"
+        return app
+
+    async def _handle(self, message: Any, executor: concurrent.futures.ThreadPoolExecutor) -> bool:
+        """Call the handler until it returns (True) or the component stops (False)."""
+        requested_stop = self._requested()
+        loop = asyncio.get_running_loop()
+        item = StreamMessage(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=tuple((str(k), bytes(v)) for k, v in (message.headers or ())),
+        )
+        partition = str(item.partition)
+        backoff = self._initial_backoff
+        while True:
+            try:
+                await loop.run_in_executor(executor, self._handler, item)
+            except Exception as exc:
+                self._failures.labels(partition).inc()
+                log.error(
+                    "billing handler failed; retrying the same message",
+                    extra={
+                        "topic": item.topic,
+                        "partition": item.partition,
+                        "offset": item.offset,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "retry_in_seconds": backoff,
+                    },
+                )
+                try:
+                    await asyncio.wait_for(requested_stop.wait(), timeout=backoff)
+                except TimeoutError:
+                    backoff = min(backoff * 2, self._max_backoff)
+                    continue
+                return False
+            self._handled.labels(partition).inc()
+            self._offset.labels(partition).set(item.offset)
+            return True

@@ -1,0 +1,277 @@
+"""The billing stream (faust) against the real broker: every message handled in order, offsets
+committed only after the handler returned, a failing handler retried, readiness, prompt stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
+
+from services.billing.adapters.stream import ConsultationStream, StreamMessage
+from shared.kafka import KafkaSettings, ensure_topics
+from shared.runtime.component import NotReadyError
+from shared.topics import CLINICAL_EVENTS, TopicNames, TopicSpec
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+PARTITIONS = 3
+DEADLINE = 15.0
+
+
+class Recorder:
+    """A handler that records what it saw; optionally fails or blocks on chosen messages."""
+
+    def __init__(self, fail: Callable[[StreamMessage], bool] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._fail = fail
+        self.seen: list[StreamMessage] = []
+
+    def __call__(self, message: StreamMessage) -> None:
+        if self._fail is not None and self._fail(message):
+            raise ConnectionError("database down")
+        with self._lock:
+            self.seen.append(message)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.seen)
+
+    def values(self) -> list[bytes]:
+        with self._lock:
+            return [m.value or b"" for m in self.seen]
+
+
+@pytest.fixture
+def topics(kafka: KafkaSettings) -> TopicNames:
+    names = TopicNames(prefix=f"b{uuid.uuid4().hex[:10]}.")
+    ensure_topics(kafka, [TopicSpec(names.physical(CLINICAL_EVENTS), PARTITIONS)])
+    return names
+
+
+def produce(kafka: KafkaSettings, topics: TopicNames, n: int, *, start: int = 0) -> None:
+    producer = Producer(kafka.producer_config())
+    for i in range(start, start + n):
+        producer.produce(
+            topics.physical(CLINICAL_EVENTS),
+            key=f"k{i % 7}".encode(),
+            value=f"{i}".encode(),
+            headers=[("ce_type", b"test")],
+        )
+    assert producer.flush(10) == 0
+
+
+def stream(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    handler: Callable[[StreamMessage], None],
+    app_id: str,
+    registry: CollectorRegistry | None = None,
+) -> ConsultationStream:
+    return ConsultationStream(
+        kafka=kafka,
+        topics=topics,
+        handler=handler,
+        app_id=app_id,
+        registry=registry,
+        initial_backoff=0.05,
+        max_backoff=0.2,
+        commit_interval=0.2,
+    )
+
+
+@pytest.fixture
+def app_id() -> str:
+    return f"billing-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def started() -> Iterator[list[ConsultationStream]]:
+    """Streams a test started; stopped at teardown whatever happened."""
+    running: list[ConsultationStream] = []
+    yield running
+    for each in running:
+        each.stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def is_ready(engine: ConsultationStream) -> bool:
+    try:
+        engine.check()
+    except NotReadyError:
+        return False
+    return True
+
+
+def per_partition(seen: list[StreamMessage]) -> dict[int, list[int]]:
+    offsets: dict[int, list[int]] = {}
+    for message in seen:
+        offsets.setdefault(message.partition, []).append(message.offset)
+    return offsets
+
+
+def test_every_message_once_in_partition_order(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[ConsultationStream],
+) -> None:
+    produce(kafka, topics, 300)
+    recorder = Recorder()
+    registry = CollectorRegistry()
+    started.append(stream(kafka, topics, recorder, app_id, registry))
+    started[0].start()
+    wait_for(lambda: recorder.count() >= 300)
+    time.sleep(0.3)  # nothing more arrives
+    assert sorted(recorder.values(), key=int) == [f"{i}".encode() for i in range(300)]
+    offsets = per_partition(recorder.seen)
+    assert len(offsets) == PARTITIONS
+    for partition_offsets in offsets.values():
+        assert partition_offsets == list(range(len(partition_offsets)))
+    first = recorder.seen[0]
+    assert first.topic == topics.physical(CLINICAL_EVENTS)
+    assert first.headers == (("ce_type", b"test"),)
+    assert first.key is not None
+    assert first.key.startswith(b"k")
+    total = sum(
+        registry.get_sample_value(
+            "careledger_billing_stream_messages_handled_total", {"partition": str(p)}
+        )
+        or 0
+        for p in range(PARTITIONS)
+    )
+    assert total == 300
+
+
+def test_restart_resumes_from_committed_offsets(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[ConsultationStream],
+) -> None:
+    produce(kafka, topics, 300)
+    gate = threading.Event()
+    handled_before = 120
+
+    first_recorder = Recorder()
+
+    def slow_after_k(message: StreamMessage) -> None:
+        first_recorder(message)
+        if first_recorder.count() >= handled_before:
+            gate.wait(0.05)  # slow down so the stop lands part-way
+
+    first = stream(kafka, topics, slow_after_k, app_id)
+    started.append(first)
+    first.start()
+    wait_for(lambda: first_recorder.count() >= handled_before)
+    first.stop()
+    first_seen = first_recorder.count()
+    assert first_seen < 300
+
+    second_recorder = Recorder()
+    second = stream(kafka, topics, second_recorder, app_id)
+    started.append(second)
+    second.start()
+    both = lambda: {m.value for m in first_recorder.seen + second_recorder.seen}  # noqa: E731
+    wait_for(lambda: len(both()) == 300)
+    time.sleep(0.3)
+    assert both() == {f"{i}".encode() for i in range(300)}
+    # Committed offsets honoured: only the in-flight message of each partition may repeat.
+    first_keys = {(m.partition, m.offset) for m in first_recorder.seen}
+    again = [m for m in second_recorder.seen if (m.partition, m.offset) in first_keys]
+    assert len(again) <= PARTITIONS, again
+    assert second_recorder.count() <= 300 - first_seen + PARTITIONS
+
+
+def test_failing_handler_is_retried_and_nothing_is_skipped(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[ConsultationStream],
+) -> None:
+    produce(kafka, topics, 30)
+    attempts: dict[bytes, int] = {}
+
+    def fail_twice_on_10(message: StreamMessage) -> bool:
+        if message.value != b"10":
+            return False
+        attempts[b"10"] = attempts.get(b"10", 0) + 1
+        return attempts[b"10"] <= 2
+
+    recorder = Recorder(fail=fail_twice_on_10)
+    registry = CollectorRegistry()
+    started.append(stream(kafka, topics, recorder, app_id, registry))
+    started[0].start()
+    wait_for(lambda: recorder.count() >= 30)
+    time.sleep(0.3)
+    assert sorted(recorder.values(), key=int) == [f"{i}".encode() for i in range(30)]
+    assert attempts[b"10"] == 3
+    failures = sum(
+        registry.get_sample_value(
+            "careledger_billing_stream_handler_failures_total", {"partition": str(p)}
+        )
+        or 0
+        for p in range(PARTITIONS)
+    )
+    assert failures == 2
+    for partition_offsets in per_partition(recorder.seen).values():
+        assert partition_offsets == list(range(len(partition_offsets)))
+
+
+def test_readiness_and_prompt_idempotent_stop(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[ConsultationStream],
+) -> None:
+    engine = stream(kafka, topics, Recorder(), app_id)
+    started.append(engine)
+    with pytest.raises(NotReadyError, match="not started"):
+        engine.check()
+    engine.start()
+    with pytest.raises(NotReadyError):
+        engine.check()
+
+    wait_for(lambda: is_ready(engine))
+    began = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - began < 5.0
+    with pytest.raises(NotReadyError, match="stopped"):
+        engine.check()
+    engine.stop()
+
+
+def test_stop_during_retries_is_prompt_and_commits_nothing_unhandled(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[ConsultationStream],
+) -> None:
+    produce(kafka, topics, 1)
+    recorder = Recorder(fail=lambda _: True)
+    engine = stream(kafka, topics, recorder, app_id)
+    started.append(engine)
+    engine.start()
+    wait_for(lambda: is_ready(engine))
+    time.sleep(0.5)  # a few failed attempts
+    began = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - began < 5.0
+
+    again = Recorder()
+    second = stream(kafka, topics, again, app_id)
+    started.append(second)
+    second.start()
+    wait_for(lambda: again.count() == 1)
+    assert again.values() == [b"0"]
