@@ -121,6 +121,7 @@ class ConsultationStream:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         commit_interval: float = 1.0,
+        session_timeout: float = 6.0,
         stop_timeout: float = 10.0,
     ) -> None:
         self._broker, self._credentials = faust_broker(kafka)
@@ -131,6 +132,7 @@ class ConsultationStream:
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._commit_interval = commit_interval
+        self._session_timeout = session_timeout
         self._stop_timeout = stop_timeout
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -284,8 +286,12 @@ class ConsultationStream:
             store="memory://",
             datadir=str(datadir),
             topic_disable_leader=True,
-            broker_session_timeout=6.0,
-            broker_heartbeat_interval=1.0,
+            # Short group timeouts keep joins fast. On Tansu a join still takes ~3 s (the
+            # broker holds JoinGroup) plus 1 s of faust's start-up. Tansu numbers the first
+            # generation 0, for which aiokafka sends no LeaveGroup at stop, so a restarted
+            # member waits for the old one's session to expire: keep the session short.
+            broker_session_timeout=self._session_timeout,
+            broker_heartbeat_interval=min(1.0, self._session_timeout / 3),
             broker_rebalance_timeout=10.0,
             broker_commit_interval=self._commit_interval,
             stream_wait_empty=False,

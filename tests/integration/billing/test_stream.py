@@ -81,6 +81,9 @@ def stream(
         initial_backoff=0.05,
         max_backoff=0.2,
         commit_interval=0.2,
+        # A restarted member waits for the previous one's session to expire on Tansu
+        # (generation 0 sends no LeaveGroup): short sessions keep restarts quick.
+        session_timeout=3.0,
     )
 
 
