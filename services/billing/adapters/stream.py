@@ -321,7 +321,8 @@ class ConsultationStream:
             offset=message.offset,
             key=message.key,
             value=message.value,
-            headers=tuple((str(k), bytes(v)) for k, v in (message.headers or ())),
+            # Kafka allows a header without a value; the handler sees it as empty bytes.
+            headers=tuple((str(k), bytes(v or b"")) for k, v in (message.headers or ())),
         )
         partition = str(item.partition)
         backoff = self._initial_backoff

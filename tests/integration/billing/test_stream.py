@@ -12,7 +12,11 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from services.billing.adapters.stream import ConsultationStream, StreamMessage
+from services.billing.adapters.stream import (
+    ConsultationStream,
+    StreamMessage,
+    StreamSettingsError,
+)
 from shared.kafka import KafkaSettings, ensure_topics
 from shared.runtime.component import NotReadyError
 from shared.topics import CLINICAL_EVENTS, TopicNames, TopicSpec
@@ -278,3 +282,23 @@ def test_stop_during_retries_is_prompt_and_commits_nothing_unhandled(
     second.start()
     wait_for(lambda: again.count() == 1)
     assert again.values() == [b"0"]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="GSSAPI"),
+        KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN"),
+        KafkaSettings(sasl_username="billing"),
+        KafkaSettings(ssl_ca_location="/etc/ssl/ca.pem"),
+    ],
+)
+def test_settings_faust_cannot_express_are_refused(settings: KafkaSettings) -> None:
+    with pytest.raises(StreamSettingsError):
+        ConsultationStream(
+            kafka=settings,
+            topics=TopicNames(),
+            handler=Recorder(),
+            app_id="billing",
+            registry=None,
+        )
