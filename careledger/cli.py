@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from careledger import credential
+from careledger import billing, credential
 from careledger.devchain import ensure_dev_chain, generate_key
 from careledger.publish import PublishError, complete_event, produce_event
 from careledger.supervisor import readiness
@@ -37,6 +37,7 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False)
 app.add_typer(credential.app, name="credential")
+app.add_typer(billing.app, name="billing")
 
 DataDir = Annotated[
     Path,
