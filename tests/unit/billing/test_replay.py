@@ -4,6 +4,8 @@ follow the contract is a fault with its evidence."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from services.billing.core.replay import BillingReplay, ReplayFault, deductible_gap
 from services.billing.core.settlement import Party
 from services.billing.core.tariff import TariffContract, content_hash
+from services.billing.errors import BillingError
 from shared.events import identity
 from shared.events.billing import (
     CONSULTATION_COMPLETED,
@@ -29,7 +32,13 @@ from shared.events.billing import (
     RefundIssued,
     VoidReason,
 )
-from tests.unit.billing.chain import CREDENTIAL, PATIENT, BillingWorld, honest_world
+from tests.unit.billing.chain import (
+    CREDENTIAL,
+    OTHER_PATIENT,
+    PATIENT,
+    BillingWorld,
+    honest_world,
+)
 from tests.unit.billing.examples import CONTRACT_DOCUMENT
 
 V1 = {**CONTRACT_DOCUMENT, "version": 1}
@@ -673,3 +682,49 @@ def test_a_consultation_by_someone_never_registered_is_rejected_and_replays(
     forged = copay_invoice(world, "enc-stranger", practitioner=world.factory.did("stranger"))
     seal_forged(world, forged, claim(world, forged))
     assert "invoice_not_billable" in kinds(world)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_services_output_under_random_traffic_always_replays(seed: int) -> None:
+    # Consultations under every plan and some invalid ones, duplicate encounters, a second
+    # contract version, then random payments (short, exact and over) and voids.
+    rnd = random.Random(seed)
+    world = BillingWorld()
+    world.seal([world.register_practitioner()])
+    world.service.deploy_contract(world.factory.config.admin, V1)
+    world.seal_billing()
+    plans = ["copay-only", "deductible", "deductible", "coinsurance", "half", "nope"]
+    codes = ["98005", "98008", "98016", "98005", "99213", "99441"]
+    consultations = [
+        world.consultation(
+            f"enc-{rnd.randrange(12)}",
+            plan_id=rnd.choice(plans),
+            service_code=rnd.choice(codes),
+            modifiers=rnd.choice([[], [], ["95"], ["95", "93"]]),
+            place_of_service=rnd.choice(["02", "10", "11"]),
+            patient=rnd.choice([PATIENT, OTHER_PATIENT]),
+        )
+        for _ in range(20)
+    ]
+    if rnd.random() < 0.5:
+        prices = {**CONTRACT_DOCUMENT["prices"], "98005": 11111}
+        world.service.deploy_contract(
+            world.factory.config.admin, {**CONTRACT_DOCUMENT, "version": 2, "prices": prices}
+        )
+    world.seal(consultations)
+    world.bill(*consultations)
+    world.seal_billing()
+    invoices = [world.book.invoice_for_encounter(f"enc-{k}") for k in range(12)]
+    ids = [invoice.invoice_id for invoice in invoices if invoice is not None]
+    for _ in range(25 if ids else 0):
+        invoice_id = rnd.choice(ids)
+        with contextlib.suppress(BillingError):  # paying a voided invoice, voiding a paid one
+            if rnd.random() < 0.1:
+                world.service.void(world.factory.config.admin, invoice_id, reason=VoidReason.OTHER)
+            else:
+                world.pay(invoice_id, rnd.choice(list(Party)), rnd.randrange(1, 12000))
+    if world.outbox.pending_count():
+        world.seal_billing()
+    report = world.replay()
+    assert report.ok, report.faults
+    assert report.invoices == len(ids)
