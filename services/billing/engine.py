@@ -75,7 +75,9 @@ class BillingEngine(Generic[TxT]):
         except EventRejected as exc:
             return self._ignored(exc.reason.value)
         if parsed.type != CONSULTATION_COMPLETED:
-            return "ignored"  # other clinical events are not billing's
+            # Other clinical events are not billing's: counted, but no warning for each.
+            self._metrics.consultation("ignored", "other_type")
+            return "ignored"
         if not self._may_publish(parsed):
             return self._ignored("unauthorized")
         outcome = self._bill(parsed)
