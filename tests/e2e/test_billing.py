@@ -11,7 +11,7 @@ import re
 import subprocess
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from careledger.topology import default_services
 from careledger.verify import fetch_receipt
 from services.billing.core.events import billing_source, sign_billing_event
 from shared.auth import bearer_headers
+from shared.block import format_timestamp
 from shared.crypto import SigningKey
 from shared.envelope import uuid7
 from shared.errors import CareLedgerError
@@ -143,8 +144,8 @@ class Practice:
                     "service_code": "98005",
                     "modifiers": ["95"],
                     "place_of_service": "10",
-                    "start": "2026-11-20T09:00:00Z",
-                    "end": "2026-11-20T09:25:00Z",
+                    "start": format_timestamp(datetime.now(UTC) - timedelta(minutes=25)),
+                    "end": format_timestamp(datetime.now(UTC)),
                 },
             },
             key=key(self.system, "publisher-demo"),
@@ -160,7 +161,12 @@ class Practice:
             found: list[dict[str, Any]] = answer.json()["invoices"]
             return found[0] if found else None
 
-        return eventually(probe, timeout=SEALED_WITHIN, what=f"the invoice of {encounter}")
+        try:
+            return eventually(probe, timeout=SEALED_WITHIN, what=f"the invoice of {encounter}")
+        except AssertionError:
+            metrics = httpx.get(f"{billing_url(self.system)}/metrics", timeout=10).text
+            counted = [line for line in metrics.splitlines() if "billing_consultations" in line]
+            raise AssertionError(f"no invoice for {encounter}; billing counted {counted}") from None
 
     def replay(self) -> tuple[int, dict[str, Any]]:
         done = subprocess.run(
@@ -188,14 +194,22 @@ def practice(system: RunningSystem, tmp_path_factory: pytest.TempPathFactory) ->
         system,
         practitioner,
         "/v1/practitioners",
-        {"credential": issue(system, keys, practitioner.did)},
+        {
+            "credential": issue(
+                system,
+                keys,
+                practitioner.did,
+                # Licensed since before the consultations this module bills.
+                extra={"--valid-from": format_timestamp(datetime.now(UTC) - timedelta(hours=2))},
+            )
+        },
     )
     assert answer.status_code == 201, answer.text
     registered = answer.json()["event"]
     patient = generate_key(keys, "patient")
     answer = call(system, patient, "/v1/patients", {})
     assert answer.status_code == 201, answer.text
-    pseudonym = answer.json()["pseudonym"]
+    pseudonym = answer.json()["data"]["pseudonym"]
     _, genesis = read_genesis_file(system.data_dir / "genesis.json")
     found = Practice(system, genesis, key(system, "admin"), practitioner, patient, pseudonym)
     height = found.receipt(registered).height
@@ -219,13 +233,13 @@ def test_a_consultation_is_billed_by_the_tariff_paid_settled_and_final(practice:
     assert invoice["status"] == "issued"
     assert invoice["consultation"] == consultation
 
-    issued = practice.sealed_event(invoice["events"]["issued"])
     practice.receipt(invoice["events"]["issued"])
+    issued = practice.sealed_event(invoice["events"]["issued"])
     assert issued["type"] == INVOICE_ISSUED
     assert {name: issued["data"][name] for name in EXPECTED} == EXPECTED
     assert issued["data"]["contract_hash"] == invoice["contract"]["content_hash"]
-    claim = practice.sealed_event(invoice["events"]["claim"])
     practice.receipt(invoice["events"]["claim"])
+    claim = practice.sealed_event(invoice["events"]["claim"])
     assert (claim["type"], claim["data"]["amount"]) == (CLAIM_SUBMITTED, 8166)
 
     path = f"/invoices/{invoice['invoice_id']}/payments"
@@ -254,8 +268,8 @@ def test_a_consultation_is_billed_by_the_tariff_paid_settled_and_final(practice:
     assert settled.json()["invoice"]["settlement"]["outstanding"] == 0
 
     for payment in (paid.json(), settled.json()):
-        assert practice.sealed_event(payment["event"])["type"] == PAYMENT_RECEIVED
         practice.receipt(payment["event"])
+        assert practice.sealed_event(payment["event"])["type"] == PAYMENT_RECEIVED
     journal = practice.request("GET", practice.admin, f"/invoices/{invoice['invoice_id']}/journal")
     assert journal.status_code == 200, journal.text
     for entry in journal.json()["entries"]:
