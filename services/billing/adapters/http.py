@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
+from services.billing.core.fhir import fhir_json
 from services.billing.core.model import DeployedContract
 from services.billing.core.settlement import Party
 from services.billing.errors import (
@@ -106,10 +107,12 @@ def billing_router(service: BillingService[Any], authenticate: Authenticator) ->
             return {"invoices": service.invoices(caller.did, encounter=encounter)}
 
     @router.get("/invoices/{invoice_id}/fhir")
-    def export_invoice(invoice_id: str, caller: CallerOf) -> dict[str, Any]:
+    def export_invoice(invoice_id: str, caller: CallerOf) -> Response:
         """The invoice as a FHIR R4 Bundle of an `Invoice` and a `Claim`."""
         with _answers():
-            return service.fhir(caller.did, _id(invoice_id))
+            bundle = service.fhir(caller.did, _id(invoice_id))
+            # `fhir_json`: FastAPI's own encoder would write the exact decimals as floats.
+            return Response(fhir_json(bundle), media_type="application/fhir+json")
 
     @router.get("/invoices/{invoice_id}/journal")
     def journal(invoice_id: str, caller: CallerOf) -> dict[str, Any]:
