@@ -455,17 +455,21 @@ def _first_error(exc: ValidationError) -> str:
 
 def _view(stored: StoredInvoice, payments: Sequence[StoredPayment]) -> InvoiceView:
     invoice = stored.invoice()
-    return InvoiceView(
-        invoice=invoice,
-        practitioner=stored.practitioner,
-        patient=stored.patient,
-        consultation_start=stored.consultation_start,
-        consultation_end=stored.consultation_end,
-        modifiers=stored.modifiers,
-        place_of_service=stored.place_of_service,
-        issued_at=format_timestamp(stored.issued_at),
-        status=stored.status.value,
-        settlement=settle(invoice, map(_core, payments)) if payments else None,
+    # Validated from a mapping: the stored place of service is a plain string, which the
+    # view narrows to the two telehealth places pricing admitted.
+    return InvoiceView.model_validate(
+        {
+            "invoice": invoice,
+            "practitioner": stored.practitioner,
+            "patient": stored.patient,
+            "consultation_start": stored.consultation_start,
+            "consultation_end": stored.consultation_end,
+            "modifiers": stored.modifiers,
+            "place_of_service": stored.place_of_service,
+            "issued_at": format_timestamp(stored.issued_at),
+            "status": stored.status,
+            "settlement": settle(invoice, map(_core, payments)) if payments else None,
+        }
     )
 
 
