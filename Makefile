@@ -34,7 +34,7 @@ format: $(STAMP) ## apply ruff fixes and formatting
 # The pure ledger core must stay at 100 % line and branch coverage.
 CORE_MODULES := shared/canonical.py,shared/crypto/*,shared/envelope.py,shared/genesis.py,$\
   shared/merkle/*,shared/block.py,shared/attestation.py,shared/admission.py,shared/chain.py,$\
-  shared/events/*,services/records/core/*
+  shared/events/*,services/records/core/*,services/billing/core/*
 
 test: lint ## lint, then the whole suite (unit, integration, end-to-end) and coverage gates
 	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered
