@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Generic
+from typing import Any, Final, Generic
 
 from pydantic import ValidationError
 
@@ -71,6 +71,9 @@ from shared.store import UnitOfWork
 __all__ = ["BillingService", "PaymentOutcome", "invoice_document"]
 
 log = logging.getLogger("careledger.billing")
+
+#: The largest amount (minor units) any total may reach: JSON's exact integer limit.
+_LARGEST_AMOUNT: Final = 2**53 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +200,12 @@ class BillingService(Generic[TxT]):
                 again = next(p for p in earlier if p.idempotency_key == idempotency_key)
                 return PaymentOutcome(
                     again, False, stored, settle(invoice, map(_core, earlier)), None
+                )
+            if sum(p.amount for p in earlier if p.party is party) + amount > _LARGEST_AMOUNT:
+                # Settlement totals are amounts too; past this one they cannot be recorded.
+                self._metrics.payment(party.value, "too_large")
+                raise InvalidRequestError(
+                    f"the {party.value}'s payments would add up to more than {_LARGEST_AMOUNT}"
                 )
             now = self._ledger.now()
             counted, refund, stored = self._count(tx, stored, earlier, payment, entry, now)
