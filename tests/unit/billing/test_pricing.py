@@ -134,3 +134,11 @@ def test_deleted_code_wins_over_unknown() -> None:
         price(contract(), consultation(service_code="99441", modifiers=["95"]), state())
     assert refused.value.reason is RefusalReason.DELETED_CODE
     assert "2025" in refused.value.detail
+
+
+@pytest.mark.parametrize(("numerator", "denominator"), [(-1, 2), (1, 0), (1, -3)])
+def test_divide_half_even_refuses_a_negative_numerator_or_a_non_positive_denominator(
+    numerator: int, denominator: int
+) -> None:
+    with pytest.raises(ValueError, match="non-negative numerator"):
+        divide_half_even(numerator, denominator)
