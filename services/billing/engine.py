@@ -14,9 +14,10 @@ unauthorised) is counted and left to the sealer's `ledger.rejected`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Generic
+from typing import Final, Generic
 
 from services.billing.core.billing import ContractVersion, Issue, Rejection, bill
 from services.billing.core.journal import postings_for_invoice
@@ -43,6 +44,8 @@ from shared.topics import CLINICAL_EVENTS
 __all__ = ["BillingEngine"]
 
 log = logging.getLogger("careledger.billing")
+
+_SUBJECT: Final = re.compile(r"[!-~]{1,256}")
 
 
 class BillingEngine(Generic[TxT]):
@@ -230,7 +233,7 @@ class BillingEngine(Generic[TxT]):
                 detail=rejection.detail,
                 invoice_id=rejection.invoice_id,
             ),
-            subject=rejection.encounter_id or ref.id,
+            subject=_subject(rejection.encounter_id, ref.id),
             now=now,
         )
         self._book.add_outcome(
@@ -246,3 +249,11 @@ class BillingEngine(Generic[TxT]):
                 at=now,
             ),
         )
+
+
+def _subject(encounter_id: str | None, event_id: str) -> str:
+    """The encounter as the rejection's subject when it can be one (a CloudEvents subject is
+    printable ASCII without spaces); otherwise the consultation event's id, which already is."""
+    if encounter_id is not None and _SUBJECT.fullmatch(encounter_id):
+        return encounter_id
+    return event_id
