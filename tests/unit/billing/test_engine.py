@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from services.billing.adapters.metrics import PrometheusBillingMetrics
+from services.billing.core.billing import RejectionReason
 from services.billing.core.journal import Account
 from services.billing.core.tariff import TariffContract, content_hash
 from shared.canonical import canonicalize
@@ -428,3 +431,33 @@ def test_an_encounter_that_cannot_be_a_subject_is_still_rejected(
     )
     assert event["subject"] == expected
     assert deployed.engine.handle(deployed.consultation(encounter)) == "invoiced"
+
+
+def test_the_prometheus_metrics_count_outcomes_and_reasons_only() -> None:
+    registry = CollectorRegistry()
+    metrics = PrometheusBillingMetrics(registry)
+    name = "careledger_billing_consultations_total"
+    assert registry.get_sample_value(name, {"outcome": "invoiced", "reason": ""}) == 0
+    metrics.consultation("rejected", RejectionReason.MALFORMED)
+    metrics.consultation("ignored", "x" * 100)
+    metrics.payment("patient", "counted")
+    assert registry.get_sample_value(name, {"outcome": "rejected", "reason": "malformed"}) == 1
+    assert registry.get_sample_value(name, {"outcome": "ignored", "reason": "x" * 64}) == 1
+    assert (
+        registry.get_sample_value(
+            "careledger_billing_payments_total", {"party": "patient", "outcome": "counted"}
+        )
+        == 1
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OverflowError,
+    reason="shared.events.parse_timestamp lets OverflowError (astimezone at year 1 / 9999 "
+    "with an offset) escape the Timestamp validator; shared/ is not billing's to fix",
+)
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
+def test_a_start_at_the_edge_of_the_calendar_is_malformed(deployed: World, start: str) -> None:
+    assert deployed.bill("enc-1", start=start, end=start) == "rejected"
+    rejected(deployed, "malformed")
