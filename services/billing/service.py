@@ -54,6 +54,7 @@ from services.billing.errors import (
 from services.billing.ledger import BillingLedger
 from services.billing.ports import BillingBook, BillingMetrics, TxT
 from shared.block import format_timestamp
+from shared.envelope import MAX_EVENT_BYTES
 from shared.events.billing import (
     ContractDeployed,
     DisputeReason,
@@ -137,18 +138,25 @@ class BillingService(Generic[TxT]):
             if contract.version != latest + 1:
                 raise ConflictError(f"the next version is {latest + 1}, not {contract.version}")
             now = self._ledger.now()
-            event = self._ledger.emit(
-                tx,
-                ContractDeployed(
-                    contract_id=contract.contract_id,
-                    version=contract.version,
-                    content_hash=digest,
-                    effective_from=contract.effective_from,
-                    contract=contract.model_dump(mode="json"),
-                ),
-                subject=contract.contract_id,
-                now=now,
-            )
+            try:
+                event = self._ledger.emit(
+                    tx,
+                    ContractDeployed(
+                        contract_id=contract.contract_id,
+                        version=contract.version,
+                        content_hash=digest,
+                        effective_from=contract.effective_from,
+                        contract=contract.model_dump(mode="json"),
+                    ),
+                    subject=contract.contract_id,
+                    now=now,
+                )
+            except ValueError:
+                # The whole document goes on the chain in one event, and events are bounded
+                # (far below the request limit); signing refuses an event the sealer would.
+                raise InvalidRequestError(
+                    f"the contract does not fit in one chain event ({MAX_EVENT_BYTES} bytes)"
+                ) from None
             stored = DeployedContract(contract, digest, now, event.event_id)
             self._book.add_contract(tx, stored)
         self._notify()
