@@ -18,7 +18,7 @@ from shared.runtime.auth import Authenticator, bearer_headers
 from shared.runtime.metrics import ServiceMetrics
 from tests.unit.billing.conftest import CONTRACT_V1, World, build_world, clear_outbox
 
-MAX_BYTES = 16_384
+MAX_BYTES = 1024 * 1024
 UNKNOWN = "00000000-0000-4000-8000-0000000000ff"
 
 
@@ -342,3 +342,24 @@ def test_payments_adding_up_beyond_the_largest_amount_are_422_not_500(api: Api) 
 def test_an_effective_from_at_the_edge_of_the_calendar_is_422(api: Api) -> None:
     document = {**CONTRACT_V1, "effective_from": "0001-01-01T00:00:00+14:00"}
     refused(api.request("POST", "/v1/tariffs", "admin", document), 422, "invalid_request")
+
+
+def test_a_contract_too_large_for_one_chain_event_is_422(api: Api) -> None:
+    plans = [
+        {
+            "plan_id": f"{n:04d}" + "p" * 190,
+            "copay": 0,
+            "deductible": 0,
+            "coinsurance_bp": 0,
+            "allowed": {},
+        }
+        for n in range(400)
+    ]
+    answer = api.client.post(
+        "/v1/tariffs",
+        json={**CONTRACT_V1, "plans": plans},
+        headers=bearer_headers(api.world.key("admin"), "billing"),
+    )
+    refused(answer, 422, "invalid_request")
+    assert api.world.events() == []
+    assert api.request("GET", "/v1/tariffs", "admin").json() == {"contracts": []}
