@@ -30,7 +30,7 @@ from services.billing.core.model import (
 from services.billing.following import Directory
 from services.billing.ledger import BillingLedger
 from services.billing.ports import BillingBook, BillingMetrics, TxT
-from shared.envelope import EventRejected, ParsedEvent, parse_and_verify
+from shared.envelope import EventRejected, ParsedEvent, parse_event, verify_event
 from shared.events.billing import (
     CONSULTATION_COMPLETED,
     ClaimSubmitted,
@@ -74,13 +74,15 @@ class BillingEngine(Generic[TxT]):
         if value is None:
             return self._ignored("no_value")
         try:
-            parsed = parse_and_verify(value)
+            parsed = parse_event(value)
+            if parsed.type != CONSULTATION_COMPLETED:
+                # Other clinical events are not billing's: counted (no warning for each), and
+                # their signatures are the sealer's to check, not ours.
+                self._metrics.consultation("ignored", "other_type")
+                return "ignored"
+            verify_event(parsed)
         except EventRejected as exc:
             return self._ignored(exc.reason.value)
-        if parsed.type != CONSULTATION_COMPLETED:
-            # Other clinical events are not billing's: counted, but no warning for each.
-            self._metrics.consultation("ignored", "other_type")
-            return "ignored"
         if not self._may_publish(parsed):
             return self._ignored("unauthorized")
         outcome = self._bill(parsed)

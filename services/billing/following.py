@@ -37,12 +37,15 @@ class Directory:
 
     @classmethod
     def load(cls, chain: ChainView[TxT], genesis: GenesisConfig) -> Directory:
-        """The registry saved last, or genesis's at height 0."""
+        """The registry saved last; genesis's while no followed block changed it, at the
+        height the follower reached (0 before the first block)."""
         saved = chain.registry()
-        if saved is None:
-            return cls(registry_from_genesis(genesis), 0)
-        value, height = saved
-        return cls(SignerRegistry.from_json_value(value), height)
+        if saved is not None:
+            value, height = saved
+            return cls(SignerRegistry.from_json_value(value), height)
+        position = chain.position()
+        height = 0 if position is None else FollowerState.from_json_value(position).height
+        return cls(registry_from_genesis(genesis), height)
 
     def current(self) -> tuple[SignerRegistry, int]:
         with self._lock:

@@ -50,9 +50,10 @@ def parse_timestamp(text: str) -> datetime:
     fraction = (found["fraction"] or "")[:6].ljust(6, "0")
     try:
         moment = datetime.fromisoformat(f"{found['base']}.{fraction}{found['zone']}")
-    except ValueError as exc:  # a day, hour or offset out of range
+        # The offset can carry a time at the edge of the calendar out of it (year 0 or 10000).
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # a day, hour or offset out of range
         raise ValueError(f"{text[:40]!r} is not a valid date-time: {exc}") from None
-    return moment.astimezone(UTC)
 
 
 def type_matches(pattern: str, event_type: str) -> bool:

@@ -451,12 +451,6 @@ def test_the_prometheus_metrics_count_outcomes_and_reasons_only() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="shared.events.parse_timestamp lets OverflowError (astimezone at year 1 / 9999 "
-    "with an offset) escape the Timestamp validator; shared/ is not billing's to fix",
-)
 @pytest.mark.parametrize("start", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
 def test_a_start_at_the_edge_of_the_calendar_is_malformed(deployed: World, start: str) -> None:
     assert deployed.bill("enc-1", start=start, end=start) == "rejected"

@@ -155,3 +155,12 @@ def test_a_restart_loads_the_saved_registry_and_position(follow: Follow) -> None
         uow=follow.world.database, chain=follow.world.store, directory=again
     )
     assert restarted.position() == state
+
+
+def test_a_restart_before_any_registry_change_keeps_the_followed_height(follow: Follow) -> None:
+    follow.seal([follow.world.chain.event("publisher")])
+    follow.seal([follow.world.chain.event("publisher")])
+    assert follow.world.store.registry() is None  # no block changed the registry
+    registry, height = Directory.load(follow.world.store, follow.world.chain.config).current()
+    assert height == 2
+    assert registry.to_json_value() == follow.directory.current()[0].to_json_value()

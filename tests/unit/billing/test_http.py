@@ -333,12 +333,6 @@ def test_payments_adding_up_beyond_the_largest_amount_are_422_not_500(api: Api) 
     assert api.world.balances()[Account.CASH] == 2500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="shared.events.parse_timestamp lets OverflowError escape the Timestamp validator "
-    "(a 500 instead of 422); shared/ is not billing's to fix",
-)
 def test_an_effective_from_at_the_edge_of_the_calendar_is_422(api: Api) -> None:
     document = {**CONTRACT_V1, "effective_from": "0001-01-01T00:00:00+14:00"}
     refused(api.request("POST", "/v1/tariffs", "admin", document), 422, "invalid_request")

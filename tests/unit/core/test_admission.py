@@ -496,6 +496,9 @@ def test_timestamps_parse_to_utc(text: str, expected: datetime) -> None:
         "2026-01-01T00:00:00",
         "2026-13-01T00:00:00Z",
         "x",
+        # In range as written, out of the calendar once in UTC (an OverflowError inside).
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-12:00",
     ],
 )
 def test_timestamps_refuse_what_rfc_3339_does_not_allow(text: str) -> None:
