@@ -74,7 +74,8 @@ def test_each_bad_event_lands_in_ledger_rejected_with_its_reason(rig: SealerRig)
         (encode_event(forged), "bad_signature"),
         (encode_event(f.event("stranger")), "unknown_signer"),
         (
-            encode_event(f.event("publisher", "org.careledger.billing.invoice.issued.v1")),
+            # No data schema for this billing type, so authorization is what refuses it.
+            encode_event(f.event("publisher", "org.careledger.billing.note.v1")),
             "unauthorized_type",
         ),
         (encode_event(good), None),
