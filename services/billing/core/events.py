@@ -10,13 +10,10 @@ holds a patient's DID or anything clinical beyond the billed service code.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from shared.block import format_timestamp
 from shared.crypto import SigningKey
-from shared.envelope import build_event, sign_event
 from shared.events import EventData
 from shared.events.billing import (
     BILLING_SCHEMAS,
@@ -39,6 +36,7 @@ from shared.events.billing import (
     PaymentReceived,
     RefundIssued,
 )
+from shared.events.signing import SignedEvent, sign_service_event
 
 __all__ = ["BillingEvent", "billing_source", "sign_billing_event"]
 
@@ -60,18 +58,8 @@ def billing_source(chain_id: str) -> str:
     return f"careledger:billing:{chain_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class BillingEvent:
-    """A signed billing event: the event, and its (source, id, type) for API answers."""
-
-    event: dict[str, object]
-    event_id: str
-    type: str
-    source: str
-
-    def reference(self) -> dict[str, str]:
-        """What an API answer carries, so a client can fetch the event's inclusion proof."""
-        return {"source": self.source, "id": self.event_id, "type": self.type}
+#: A signed billing event and its (source, id, type).
+BillingEvent = SignedEvent
 
 
 def sign_billing_event(
@@ -84,16 +72,13 @@ def sign_billing_event(
     time: datetime,
 ) -> BillingEvent:
     """The signed event for `data`; its type follows from the data's schema."""
-    event_type = _TYPES[type(data)]
-    payload: dict[str, Any] = data.model_dump(mode="json", exclude_none=True)
-    BILLING_SCHEMAS[event_type].model_validate(payload)  # what a reader of the chain expects
-    source = billing_source(chain_id)
-    event = build_event(
-        source=source,
-        type=event_type,
-        id=event_id,
-        time=format_timestamp(time),
+    return sign_service_event(
+        data,
+        types=_TYPES,
+        schemas=BILLING_SCHEMAS,
+        source=billing_source(chain_id),
         subject=subject,
-        data=payload,
+        key=key,
+        event_id=event_id,
+        time=time,
     )
-    return BillingEvent(sign_event(event, key), event_id, event_type, source)

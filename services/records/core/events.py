@@ -8,13 +8,10 @@ their order on one Kafka partition. No `data` member ever holds content or a pat
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from shared.block import format_timestamp
 from shared.crypto import SigningKey
-from shared.envelope import build_event, sign_event
 from shared.events import EventData
 from shared.events.records import (
     CONSENT_GRANTED,
@@ -31,6 +28,7 @@ from shared.events.records import (
     RecordErased,
     RecordUpdated,
 )
+from shared.events.signing import SignedEvent, sign_service_event
 
 __all__ = ["RecordsEvent", "records_source", "sign_records_event"]
 
@@ -49,18 +47,8 @@ def records_source(chain_id: str) -> str:
     return f"careledger:records:{chain_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class RecordsEvent:
-    """A signed records event: the event, and its (source, id, type) for API answers."""
-
-    event: dict[str, object]
-    event_id: str
-    type: str
-    source: str
-
-    def reference(self) -> dict[str, str]:
-        """What an API answer carries, so a client can fetch the event's inclusion proof."""
-        return {"source": self.source, "id": self.event_id, "type": self.type}
+#: A signed records event and its (source, id, type).
+RecordsEvent = SignedEvent
 
 
 def sign_records_event(
@@ -73,16 +61,13 @@ def sign_records_event(
     time: datetime,
 ) -> RecordsEvent:
     """The signed event for `data`; its type follows from the data's schema."""
-    event_type = _TYPES[type(data)]
-    payload: dict[str, Any] = data.model_dump(mode="json", exclude_none=True)
-    RECORDS_SCHEMAS[event_type].model_validate(payload)  # what a reader of the chain expects
-    source = records_source(chain_id)
-    event = build_event(
-        source=source,
-        type=event_type,
-        id=event_id,
-        time=format_timestamp(time),
+    return sign_service_event(
+        data,
+        types=_TYPES,
+        schemas=RECORDS_SCHEMAS,
+        source=records_source(chain_id),
         subject=subject,
-        data=payload,
+        key=key,
+        event_id=event_id,
+        time=time,
     )
-    return RecordsEvent(sign_event(event, key), event_id, event_type, source)
