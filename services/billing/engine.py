@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final, Generic
 
-from services.billing.core.billing import ContractVersion, Issue, Rejection, bill
+from services.billing.core.billing import ContractVersion, Issue, Rejection, bill, invoice_issued
 from services.billing.core.journal import postings_for_invoice
 from services.billing.core.model import (
     ConsultationOutcome,
@@ -30,12 +30,12 @@ from services.billing.core.model import (
 from services.billing.following import Directory
 from services.billing.ledger import BillingLedger
 from services.billing.ports import BillingBook, BillingMetrics, TxT
-from shared.envelope import EventRejected, ParsedEvent, parse_event, verify_event
+from shared.admission import InMemorySeenEvents, admit
+from shared.envelope import EventRejected, ParsedEvent, parse_event
 from shared.events.billing import (
     CONSULTATION_COMPLETED,
     ClaimSubmitted,
     ConsultationRef,
-    InvoiceIssued,
     InvoiceRejected,
 )
 from shared.store import UnitOfWork
@@ -80,11 +80,18 @@ class BillingEngine(Generic[TxT]):
                 # their signatures are the sealer's to check, not ours.
                 self._metrics.consultation("ignored", "other_type")
                 return "ignored"
-            verify_event(parsed)
+            # The sealer's own rule (signature, signer in force, type permitted on the topic),
+            # at the registry billing has followed.
+            registry, _ = self._directory.current()
+            admit(
+                parsed,
+                topic=CLINICAL_EVENTS,
+                registry=registry,
+                seen=InMemorySeenEvents(),
+                at=self._ledger.now(),
+            )
         except EventRejected as exc:
             return self._ignored(exc.reason.value)
-        if not self._may_publish(parsed):
-            return self._ignored("unauthorized")
         outcome = self._bill(parsed)
         self._notify()
         return outcome
@@ -93,15 +100,6 @@ class BillingEngine(Generic[TxT]):
         self._metrics.consultation("ignored", reason)
         log.warning("consultation event not billable", extra={"reason": reason})
         return "ignored"
-
-    def _may_publish(self, parsed: ParsedEvent) -> bool:
-        # The sealer's rule (shared.admission.admit), at the registry billing has followed.
-        registry, _ = self._directory.current()
-        at = self._ledger.now()
-        return any(
-            standing.in_force(at) and standing.permits(CLINICAL_EVENTS, parsed.type)
-            for standing in registry.roles_of(parsed.signer).values()
-        )
 
     def _bill(self, parsed: ParsedEvent) -> str:
         source, event_id = parsed.dedup_key
@@ -146,29 +144,7 @@ class BillingEngine(Generic[TxT]):
         invoice_id = self._ledger.new_id()
         issued = self._ledger.emit(
             tx,
-            InvoiceIssued(
-                invoice_id=invoice_id,
-                encounter_id=consultation.encounter_id,
-                consultation=ref,
-                practitioner=consultation.practitioner,
-                patient=consultation.patient,
-                registry_height=height,
-                contract_id=charges.contract_id,
-                contract_version=charges.contract_version,
-                contract_hash=charges.contract_hash,
-                currency=charges.currency,
-                plan_id=charges.plan_id,
-                plan_year=issue.plan_key.plan_year,
-                service_code=charges.service_code,
-                deductible_met_before=issue.deductible_met_before,
-                charge=charges.charge,
-                payer_share=charges.payer_share,
-                patient_share=charges.patient_share,
-                adjustments=charges.adjustments,
-                deductible_applied=charges.deductible_applied,
-                copay=charges.copay,
-                coinsurance=charges.coinsurance,
-            ),
+            invoice_issued(issue, invoice_id=invoice_id, consultation=ref, registry_height=height),
             subject=invoice_id,
             now=now,
         )

@@ -32,6 +32,7 @@ from services.billing.core.pricing import Charges, Consultation, PlanState, Pric
 from services.billing.core.tariff import TariffContract
 from shared.admission import Role, SignerRegistry
 from shared.events import parse_timestamp
+from shared.events.billing import ConsultationRef, InvoiceIssued
 
 __all__ = [
     "ContractVersion",
@@ -147,6 +148,37 @@ def bill(
     except PricingRefused as refused:
         return Rejection(refused.reason, refused.detail[:_MAX_DETAIL], encounter)
     return Issue(consultation, version, key, before, charges)
+
+
+def invoice_issued(
+    issue: Issue, *, invoice_id: str, consultation: ConsultationRef, registry_height: int
+) -> InvoiceIssued:
+    """The `InvoiceIssued` data of an issue: what the service signs, and what replay expects
+    a sealed invoice to say."""
+    charges, visit = issue.charges, issue.consultation
+    return InvoiceIssued(
+        invoice_id=invoice_id,
+        encounter_id=visit.encounter_id,
+        consultation=consultation,
+        practitioner=visit.practitioner,
+        patient=visit.patient,
+        registry_height=registry_height,
+        contract_id=charges.contract_id,
+        contract_version=charges.contract_version,
+        contract_hash=charges.contract_hash,
+        currency=charges.currency,
+        plan_id=charges.plan_id,
+        plan_year=issue.plan_key.plan_year,
+        service_code=charges.service_code,
+        deductible_met_before=issue.deductible_met_before,
+        charge=charges.charge,
+        payer_share=charges.payer_share,
+        patient_share=charges.patient_share,
+        adjustments=charges.adjustments,
+        deductible_applied=charges.deductible_applied,
+        copay=charges.copay,
+        coinsurance=charges.coinsurance,
+    )
 
 
 def _who_refuses(

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from services.billing.core.billing import ContractVersion, Issue, Rejection, bill
+from services.billing.core.billing import ContractVersion, Issue, Rejection, bill, invoice_issued
 from services.billing.core.events import billing_source
 from services.billing.core.tariff import TariffContract, content_hash
 from shared.admission import (
@@ -53,26 +53,6 @@ __all__ = ["BillingReplay", "ReplayFault", "ReplayReport", "deductible_gap"]
 
 DataT = TypeVar("DataT", bound=EventData)
 _Ref = tuple[str, str]
-# The amounts and names of an `InvoiceIssued` that follow from the contract run.
-_ISSUE_FIELDS = (
-    "encounter_id",
-    "practitioner",
-    "patient",
-    "contract_id",
-    "contract_version",
-    "contract_hash",
-    "currency",
-    "plan_id",
-    "plan_year",
-    "service_code",
-    "charge",
-    "payer_share",
-    "patient_share",
-    "adjustments",
-    "deductible_applied",
-    "copay",
-    "coinsurance",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +347,13 @@ class BillingReplay:
                 _fault("invoice_not_billable", detail, sealed, consultation=ref, **reason)
             )
             return faults
-        fields = _differences(data.model_dump(mode="json"), _issue_fields(decision))
+        expected = invoice_issued(
+            decision,
+            invoice_id=data.invoice_id,
+            consultation=data.consultation,
+            registry_height=data.registry_height,
+        )
+        fields = _differences(data.model_dump(mode="json"), expected.model_dump(mode="json"))
         if fields:
             detail = f"fields differ from the contract run: {', '.join(fields)}"
             faults.append(
@@ -489,18 +475,6 @@ def deductible_gap(steps: Sequence[tuple[int, int]]) -> str | None:
 
 def _consultation(sealed: _Sealed[InvoiceIssued] | _Sealed[InvoiceRejected]) -> _Ref:
     return (sealed.data.consultation.source, sealed.data.consultation.id)
-
-
-def _issue_fields(issue: Issue) -> dict[str, Any]:
-    charges, consultation = issue.charges, issue.consultation
-    values = {
-        **charges.model_dump(mode="json", exclude={"plan_state"}),
-        "encounter_id": consultation.encounter_id,
-        "practitioner": consultation.practitioner,
-        "patient": consultation.patient,
-        "plan_year": issue.plan_key.plan_year,
-    }
-    return {name: values[name] for name in _ISSUE_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -271,7 +271,7 @@ def test_data_that_is_not_an_object_is_ignored_as_the_sealer_refuses_it(
     [
         ("bad_signature", "bad_signature"),
         ("not_json", "malformed"),
-        ("stranger", "unauthorized"),
+        ("stranger", "unknown_signer"),
         ("none", "no_value"),
     ],
 )
@@ -298,7 +298,7 @@ def test_what_the_sealer_will_refuse_is_ignored_and_counted(
 
 def test_the_billing_service_may_not_publish_consultations(deployed: World) -> None:
     assert deployed.engine.handle(deployed.consultation("enc-1", signer="billing")) == "ignored"
-    assert deployed.metrics.consultations[("ignored", "unauthorized")] == 1
+    assert deployed.metrics.consultations[("ignored", "unauthorized_type")] == 1
 
 
 def test_a_practitioner_may_publish_their_own_consultation(deployed: World) -> None:
