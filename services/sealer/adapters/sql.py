@@ -18,7 +18,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    bindparam,
     insert,
     or_,
     select,
@@ -33,12 +32,12 @@ from shared.admission import DedupKey
 from shared.block import Block, PartitionKey, block_to_json
 from shared.chain import ChainState
 from shared.store import Database, migrate
+from shared.store.keys import stored_keys
 
 SEALER_MIGRATIONS = Path(__file__).parent / "migrations"
 SEALER_VERSION_TABLE = "careledger_sealer_version"
 _HEAD_ROW = 1
 # Keeps `IN (...)` lists well below the databases' bind-parameter limits.
-_CHUNK = 500
 
 metadata = MetaData()
 #: Mirror the migrations; queries use these, migrations do not.
@@ -226,17 +225,8 @@ class SqlChainStore:
             return connection.execute(query).first() is not None
 
     def sealed_among(self, keys: Collection[DedupKey]) -> set[DedupKey]:
-        wanted = set(keys)
-        ids = sorted({event_id for _, event_id in wanted})
-        query = select(seen_table.c.source, seen_table.c.event_id).where(
-            seen_table.c.event_id.in_(bindparam("ids", expanding=True))
-        )
-        found: set[DedupKey] = set()
         with _transient(), self._database.read() as connection:
-            for start in range(0, len(ids), _CHUNK):
-                rows = connection.execute(query, {"ids": ids[start : start + _CHUNK]})
-                found.update((str(row.source), str(row.event_id)) for row in rows)
-        return found & wanted
+            return stored_keys(connection, seen_table.c.source, seen_table.c.event_id, keys)
 
     def block(self, height: int) -> bytes | None:
         query = select(blocks_table.c.block).where(blocks_table.c.height == height)

@@ -41,6 +41,7 @@ from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
 from shared.merkle import Address
 from shared.store import Database, migrate
+from shared.store.keys import stored_keys
 
 VALIDATOR_MIGRATIONS = Path(__file__).parent / "migrations"
 VALIDATOR_VERSION_TABLE = "careledger_validator_version"
@@ -211,21 +212,8 @@ class SqlChainStore:
     # --- events and proofs -----------------------------------------------------------
 
     def sealed_among(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
-        wanted = sorted(set(keys))
-        found: set[tuple[str, str]] = set()
-        source, event_id = events_table.c.source, events_table.c.event_id
         with self._database.read() as tx:
-            for start in range(0, len(wanted), _CHUNK):
-                by_source: dict[str, list[str]] = {}
-                for key_source, key_id in wanted[start : start + _CHUNK]:
-                    by_source.setdefault(key_source, []).append(key_id)
-                # Grouped by source (a block has few): primary-key probes, where a
-                # row-value IN list makes SQLite scan the whole table.
-                query = select(source, event_id).where(
-                    or_(*(and_(source == s, event_id.in_(ids)) for s, ids in by_source.items()))
-                )
-                found.update((str(s), str(i)) for s, i in tx.execute(query))
-        return found
+            return stored_keys(tx, events_table.c.source, events_table.c.event_id, keys)
 
     def locate(self, source: str, event_id: str) -> EventLocation | None:
         query = select(events_table.c.leaf_index, events_table.c.height).where(
