@@ -41,11 +41,23 @@ from shared.events.billing import (
 from shared.store import UnitOfWork
 from shared.topics import CLINICAL_EVENTS
 
-__all__ = ["BillingEngine"]
+__all__ = ["BillingEngine", "may_be_consultation"]
 
 log = logging.getLogger("careledger.billing")
 
 _SUBJECT: Final = re.compile(r"[!-~]{1,256}")
+_CONSULTATION_LITERAL: Final = CONSULTATION_COMPLETED.encode("ascii")
+
+
+def may_be_consultation(value: bytes | None) -> bool:
+    """False only for a message that cannot be a consultation event, decided without parsing.
+
+    Sound, not a guess: a JSON string whose value is the consultation type is written either
+    literally or with at least one escape (``\\u0063onsultation``), so a value holding neither
+    the literal type nor a backslash cannot carry it. Most of `clinical.events` is other
+    clinical events, and this keeps their cost on billing to a byte search.
+    """
+    return value is None or _CONSULTATION_LITERAL in value or b"\\" in value
 
 
 class BillingEngine(Generic[TxT]):
@@ -67,6 +79,14 @@ class BillingEngine(Generic[TxT]):
         self._directory = directory
         self._metrics = metrics
         self._notify = notify
+
+    def select(self, value: bytes | None) -> bool:
+        """Whether `handle` must see this message; one it need not see is counted as ignored
+        (`other_type`) here. Cheap enough to run for every message on the stream's thread."""
+        if may_be_consultation(value):
+            return True
+        self._metrics.consultation("ignored", "other_type")
+        return False
 
     def handle(self, value: bytes | None) -> str:
         """Handle one `clinical.events` message; returns what became of it (for metrics and

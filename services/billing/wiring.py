@@ -99,6 +99,7 @@ def build(settings: BillingSettings) -> FastAPI:
         kafka=settings.kafka(),
         topics=settings.topics,
         handler=handle,
+        select=engine.select,
         app_id=f"careledger-{settings.instance_name}",
         registry=metrics.registry,
     )

@@ -102,7 +102,8 @@ def faust_broker(kafka: KafkaSettings) -> tuple[str, faust.types.auth.Credential
 
 
 class ConsultationStream:
-    """Consumes `clinical.events` with faust and hands every message to `handler`, in order.
+    """Consumes `clinical.events` with faust and hands every message to `handler`, in order;
+    with `select`, a message it turns down is acked on faust's thread and never handed over.
 
     Not ready until the consumer group assigned partitions; a failed thread stays not ready
     with the reason until a restart.
@@ -117,6 +118,7 @@ class ConsultationStream:
         topics: TopicNames,
         handler: Handler,
         app_id: str,
+        select: Callable[[bytes | None], bool] | None = None,
         registry: CollectorRegistry | None,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -128,6 +130,7 @@ class ConsultationStream:
         self._client_id = kafka.client_id
         self._topic = topics.physical(CLINICAL_EVENTS)
         self._handler = handler
+        self._select = select
         self._app_id = app_id
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
@@ -240,9 +243,15 @@ class ConsultationStream:
                 async for event in stream.noack().events():
                     if requested_stop.is_set():
                         await asyncio.Future()  # parked until app.stop() cancels the agent
+                    message = event.message
+                    if self._select is not None and not self._select(message.value):
+                        # Not the handler's: acked here, without the worker thread's round trip.
+                        self._done(message.partition, message.offset)
+                        await stream.ack(event)
+                        continue
                     idle.clear()
                     try:
-                        if await self._handle(event.message, executor):
+                        if await self._handle(message, executor):
                             await stream.ack(event)
                     finally:
                         idle.set()
@@ -347,6 +356,9 @@ class ConsultationStream:
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
                 return False
-            self._handled.labels(partition).inc()
-            self._offset.labels(partition).set(item.offset)
+            self._done(item.partition, item.offset)
             return True
+
+    def _done(self, partition: int, offset: int) -> None:
+        self._handled.labels(str(partition)).inc()
+        self._offset.labels(str(partition)).set(offset)

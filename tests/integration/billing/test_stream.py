@@ -75,6 +75,8 @@ def stream(
     handler: Callable[[StreamMessage], None],
     app_id: str,
     registry: CollectorRegistry | None = None,
+    *,
+    select: Callable[[bytes | None], bool] | None = None,
 ) -> ConsultationStream:
     return ConsultationStream(
         kafka=kafka,
@@ -82,6 +84,7 @@ def stream(
         handler=handler,
         app_id=app_id,
         registry=registry,
+        select=select,
         initial_backoff=0.05,
         max_backoff=0.2,
         commit_interval=0.2,
@@ -159,6 +162,47 @@ def test_every_message_once_in_partition_order(
         for p in range(PARTITIONS)
     )
     assert total == 300
+
+
+def test_messages_select_turns_down_skip_the_handler_and_are_committed(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[ConsultationStream],
+) -> None:
+    produce(kafka, topics, 200)
+    recorder = Recorder()
+    registry = CollectorRegistry()
+    offered: list[bytes | None] = []
+
+    def even(value: bytes | None) -> bool:
+        offered.append(value)
+        return value is not None and int(value) % 2 == 0
+
+    first = stream(kafka, topics, recorder, app_id, registry, select=even)
+    started.append(first)
+    first.start()
+    wait_for(lambda: len(offered) >= 200)
+    wait_for(lambda: recorder.count() >= 100)
+    assert sorted(recorder.values(), key=int) == [f"{i}".encode() for i in range(0, 200, 2)]
+    handled = sum(
+        registry.get_sample_value(
+            "careledger_billing_stream_messages_handled_total", {"partition": str(p)}
+        )
+        or 0
+        for p in range(PARTITIONS)
+    )
+    assert handled == 200  # every message is dealt with, handed over or not
+    first.stop()
+    # The skipped ones were acked, so committed: a restart reads only what came after.
+    produce(kafka, topics, 10, start=200)
+    again = Recorder()
+    second = stream(kafka, topics, again, app_id)
+    started.append(second)
+    second.start()
+    wait_for(lambda: again.count() >= 10)
+    time.sleep(0.3)
+    assert sorted(again.values(), key=int) == [f"{i}".encode() for i in range(200, 210)]
 
 
 def test_restart_resumes_from_committed_offsets(

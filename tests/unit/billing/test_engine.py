@@ -15,9 +15,11 @@ from services.billing.adapters.metrics import PrometheusBillingMetrics
 from services.billing.core.billing import RejectionReason
 from services.billing.core.journal import Account
 from services.billing.core.tariff import TariffContract, content_hash
+from services.billing.engine import may_be_consultation
 from shared.canonical import canonicalize
 from shared.crypto import b64url_encode
 from shared.envelope import encode_event
+from shared.events.billing import CONSULTATION_COMPLETED
 from tests.unit.billing.conftest import CONTRACT_V1, World, clear_outbox
 from tests.unit.billing.examples import CONTRACT_DOCUMENT
 
@@ -313,6 +315,54 @@ def test_other_clinical_event_types_are_ignored_and_counted(deployed: World) -> 
     assert deployed.engine.handle(other) == "ignored"
     assert deployed.events() == []
     assert deployed.metrics.consultations[("ignored", "other_type")] == 1
+
+
+def test_select_turns_down_other_clinical_events_and_counts_them_as_handle_would(
+    deployed: World,
+) -> None:
+    other = deployed.consultation("enc-1", event_type="org.careledger.clinical.note.signed.v1")
+    assert deployed.engine.select(other) is False
+    assert deployed.metrics.consultations[("ignored", "other_type")] == 1
+    assert deployed.engine.select(deployed.consultation("enc-2")) is True
+    assert deployed.engine.select(None) is True  # handle() counts it as no_value
+    assert deployed.metrics.consultations[("ignored", "other_type")] == 1
+
+
+def test_a_consultation_written_with_escapes_is_selected_and_billed(deployed: World) -> None:
+    """JSON may spell the type with escapes; the prefilter must not lose such an event."""
+    raw = deployed.consultation("enc-1")
+    escaped = raw.replace(
+        b'"org.careledger.clinical.consultation', b'"org.careledger.clinical.\\u0063onsultation'
+    )
+    assert escaped != raw
+    assert json.loads(escaped) == json.loads(raw)
+    assert deployed.engine.select(escaped) is True
+    assert deployed.engine.handle(escaped) == "invoiced"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event_type=st.sampled_from(
+        [
+            "org.careledger.clinical.consultation.completed.v1",
+            "org.careledger.clinical.note.signed.v1",
+            "org.careledger.clinical.consultation.completed.v2",
+        ]
+    ),
+    data=st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=4),
+    escape=st.booleans(),
+)
+def test_may_be_consultation_is_never_false_for_a_consultation(
+    event_type: str, data: dict[str, str], escape: bool
+) -> None:
+    """Soundness: whatever the JSON spelling, a value that parses to the consultation type is
+    selected; one without the literal type and without any escape never is."""
+    text = json.dumps({"type": event_type, "data": data}, ensure_ascii=escape)
+    value = text.encode("utf-8")
+    if json.loads(value)["type"] == CONSULTATION_COMPLETED:
+        assert may_be_consultation(value)
+    if CONSULTATION_COMPLETED.encode() not in value and b"\\" not in value:
+        assert not may_be_consultation(value)
 
 
 def test_the_deductible_is_carried_across_consultations_and_reset_in_a_new_year(
