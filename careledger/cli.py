@@ -63,10 +63,27 @@ def up(
     log_format: Annotated[str, typer.Option(help="Service log format: text or json.")] = "text",
     partitions: Annotated[int, typer.Option(help="Partitions of the input topics.")] = 3,
     topic_prefix: Annotated[str, typer.Option(envvar="CARELEDGER_TOPIC_PREFIX")] = "",
+    only: Annotated[
+        str,
+        typer.Option(
+            help="Run only these services, comma-separated (e.g. 'sealer,validator-1,"
+            "validator-2,validator-3' for the ledger alone); default: all."
+        ),
+    ] = "",
 ) -> None:
     """Run everything: embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, dev keys
-    and genesis, and every service; Ctrl-C or SIGTERM stops it all."""
-    options = UpOptions(data_dir, port_offset, ready_timeout, log_format, partitions, topic_prefix)
+    and genesis, and every service (or those `--only` names); Ctrl-C or SIGTERM stops it all."""
+    names = frozenset(name.strip() for name in only.split(",") if name.strip())
+    known = {spec.name for spec in default_services()}
+    if names - known:
+        raise typer.BadParameter(
+            f"unknown service(s) {', '.join(sorted(names - known))}; "
+            f"known: {', '.join(sorted(known))}",
+            param_hint="--only",
+        )
+    options = UpOptions(
+        data_dir, port_offset, ready_timeout, log_format, partitions, topic_prefix, names
+    )
     raise typer.Exit(run_up(options, stdout_console()))
 
 

@@ -34,6 +34,8 @@ class UpOptions:
     log_format: str
     input_partitions: int
     topic_prefix: str
+    #: The services to run (their names); empty: all of them.
+    only: frozenset[str] = frozenset()
 
 
 class PrefixedLog:
@@ -95,7 +97,11 @@ def run_up(options: UpOptions, console: Console) -> int:
             "CARELEDGER_INPUT_PARTITIONS": str(options.input_partitions),
         }
     )
-    services = default_services(port_offset=options.port_offset)
+    services = [
+        spec
+        for spec in default_services(port_offset=options.port_offset)
+        if not options.only or spec.name in options.only
+    ]
     supervisor = Supervisor(services, env=env, sink=log.line, announce=log.announce)
     supervisor.start_all()
     try:

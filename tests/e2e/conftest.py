@@ -68,11 +68,20 @@ class RunningSystem:
         return time.monotonic() - started
 
 
-def start_system(data_dir: Path, log: Path, offset: int) -> RunningSystem:
+def start_system(data_dir: Path, log: Path, offset: int, *options: str) -> RunningSystem:
+    """`careledger up` (with `options`, e.g. ``--only``) as a child process."""
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [*CARELEDGER, "up", "--data-dir", str(data_dir), "--port-offset", str(offset)],
+            [
+                *CARELEDGER,
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--port-offset",
+                str(offset),
+                *options,
+            ],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env={**env, "COLUMNS": "200"},

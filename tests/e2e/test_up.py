@@ -19,7 +19,7 @@ from careledger.topology import BROKER_PORT, default_services
 from shared.crypto import parse_key_file
 from shared.envelope import parse_and_verify
 from shared.genesis import DEV_KEY_NAMES, verify_genesis_event
-from tests.e2e.conftest import CARELEDGER, RunningSystem, start_system
+from tests.e2e.conftest import CARELEDGER, RunningSystem, free_offset, start_system
 
 pytestmark = pytest.mark.e2e
 
@@ -197,3 +197,33 @@ def test_ctrl_c_stops_everything_within_ten_seconds_and_a_restart_starts_a_new_c
     assert (archive / "genesis.json").read_text() == genesis
     assert (archive / "sealer.db").exists()
     assert (archive / "validator-1.db").exists()
+
+
+def test_only_runs_the_named_services(tmp_path: Path) -> None:
+    """`--only` runs a subset (the pipeline bench runs the ledger alone); a name that is not a
+    service is refused before anything starts."""
+    refused = subprocess.run(
+        [*CARELEDGER, "up", "--data-dir", str(tmp_path / "none"), "--only", "sealer,ledger"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert refused.returncode == 2
+    assert "unknown service(s) ledger" in refused.stderr
+    assert not (tmp_path / "none").exists()
+
+    ledger = ["sealer", "validator-1", "validator-2", "validator-3"]
+    system = start_system(
+        tmp_path / "data", tmp_path / "up.log", free_offset(), "--only", ",".join(ledger)
+    )
+    try:
+        system.wait_for_output("all services ready", timeout=120)
+        specs = {spec.name: spec for spec in default_services(port_offset=system.offset)}
+        for name in ledger:
+            assert httpx.get(f"{specs[name].url()}/readyz").status_code == 200
+        for name in ("identity", "records", "billing"):
+            assert not port_open("127.0.0.1", specs[name].port), name
+    finally:
+        system.interrupt(timeout=15)
