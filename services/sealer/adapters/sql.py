@@ -32,6 +32,7 @@ from shared.admission import DedupKey
 from shared.block import Block, PartitionKey, block_to_json
 from shared.chain import ChainState
 from shared.store import Database, migrate
+from shared.store.bulk import insert_rows
 from shared.store.keys import stored_keys
 
 SEALER_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -206,11 +207,12 @@ class SqlChainStore:
                         }
                     ],
                 )
-                if dedup_keys:
-                    tx.execute(
-                        insert(seen_table),
-                        [{"source": s, "event_id": i, "height": height} for s, i in dedup_keys],
-                    )
+                insert_rows(
+                    tx,
+                    seen_table,
+                    ("source", "event_id", "height"),
+                    [(source, event_id, height) for source, event_id in dedup_keys],
+                )
         except IntegrityError as exc:
             raise ChainConflictError(
                 f"block {height} conflicts with the stored chain (stored already, or a "

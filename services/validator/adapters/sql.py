@@ -41,12 +41,12 @@ from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
 from shared.merkle import Address
 from shared.store import Database, migrate
+from shared.store.bulk import insert_rows
 from shared.store.keys import stored_keys
 
 VALIDATOR_MIGRATIONS = Path(__file__).parent / "migrations"
 VALIDATOR_VERSION_TABLE = "careledger_validator_version"
 # Keeps `IN (...)` lists well below SQLite's and PostgreSQL's bind-parameter limits.
-_CHUNK = 400
 _PAGE = 50
 _STATE_ROW = 1
 
@@ -149,15 +149,17 @@ class SqlChainStore:
                     final=False,
                 )
             )
-            nodes = [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in verified.nodes]
-            for start in range(0, len(nodes), _CHUNK):
-                tx.execute(insert(nodes_table), nodes[start : start + _CHUNK])
-            events = [
-                {"source": s, "event_id": i, "leaf_index": first_leaf + n, "height": header.height}
-                for n, (s, i) in enumerate(verified.dedup_keys)
-            ]
-            for start in range(0, len(events), _CHUNK):
-                tx.execute(insert(events_table), events[start : start + _CHUNK])
+            insert_rows(tx, nodes_table, ("level", "idx", "hash"), verified.nodes)
+            height = header.height
+            insert_rows(
+                tx,
+                events_table,
+                ("source", "event_id", "leaf_index", "height"),
+                [
+                    (source, event_id, first_leaf + n, height)
+                    for n, (source, event_id) in enumerate(verified.dedup_keys)
+                ],
+            )
             _save_state(tx, verified.state)
             if offset is not None:
                 _set_cursor(tx, BLOCKS_CURSOR, offset)
