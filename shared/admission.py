@@ -7,7 +7,7 @@ same verdict for the same event at the same point of the chain. Rules and reason
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -41,9 +41,12 @@ __all__ = [
     "SignatureCheck",
     "SignerRegistry",
     "Standing",
+    "StandingVerdict",
+    "StandingVerdicts",
     "admit",
     "apply_sealed_event",
     "registry_from_genesis",
+    "standing_verdict",
 ]
 
 DedupKey = tuple[str, str]
@@ -221,6 +224,29 @@ class PreverifiedSignatures:
             verify_event(event)
 
 
+#: Why a signer may not publish a type on a topic (reason, detail), or None: it may.
+StandingVerdict = tuple[Reason, str] | None
+#: Verdicts already reached, by (signer, topic, type), for one registry and one moment.
+StandingVerdicts = MutableMapping[tuple[str, str, str], StandingVerdict]
+
+
+def standing_verdict(
+    registry: SignerRegistry, signer: str, topic: str, event_type: str, at: datetime
+) -> StandingVerdict:
+    """Whether `signer` may publish `event_type` on `topic` at `at`, by the registry alone:
+    None, or the reason (unknown_signer, revoked_signer, unauthorized_type) and why."""
+    standings = registry.roles_of(signer)
+    if not standings:
+        return Reason.UNKNOWN_SIGNER, f"{signer} is not registered"
+    in_force = [standing for standing in standings.values() if standing.in_force(at)]
+    if not in_force:
+        roles = ", ".join(sorted(standings))
+        return Reason.REVOKED_SIGNER, f"{signer} ({roles}) is revoked or expired"
+    if not any(standing.permits(topic, event_type) for standing in in_force):
+        return Reason.UNAUTHORIZED_TYPE, f"{signer} may not publish {event_type} on {topic}"
+    return None
+
+
 def admit(
     event: ParsedEvent | bytes,
     *,
@@ -229,13 +255,16 @@ def admit(
     seen: SeenEvents,
     at: datetime,
     check_signature: SignatureCheck = verify_event,
+    verdicts: StandingVerdicts | None = None,
 ) -> ParsedEvent:
     """Return the parsed event if it may be sealed now; raise `EventRejected` otherwise.
 
     `topic` is the logical topic it was read from, `at` the `sealed_at` of the block it would
     join. `seen` is only read: the caller records the key once the block is sealed. Reasons,
     checked in this order: malformed, too_large, bad_signature, unknown_signer, revoked_signer,
-    unauthorized_type, duplicate.
+    unauthorized_type, duplicate. `verdicts` memoises `standing_verdict`: a block's events
+    mostly share a few (signer, type) pairs. The caller keeps one mapping per registry and
+    moment, and starts a new one when either changes.
     """
     parsed = parse_event(event) if isinstance(event, bytes) else event
     _check_data(parsed)
@@ -245,19 +274,16 @@ def admit(
         raise  # `verify_event` already says bad_signature, with its evidence
     except SignatureError as exc:
         raise EventRejected(Reason.BAD_SIGNATURE, str(exc)) from exc
-    standings = registry.roles_of(parsed.signer)
-    if not standings:
-        raise EventRejected(Reason.UNKNOWN_SIGNER, f"{parsed.signer} is not registered")
-    in_force = [standing for standing in standings.values() if standing.in_force(at)]
-    if not in_force:
-        roles = ", ".join(sorted(standings))
-        raise EventRejected(
-            Reason.REVOKED_SIGNER, f"{parsed.signer} ({roles}) is revoked or expired"
-        )
-    if not any(standing.permits(topic, parsed.type) for standing in in_force):
-        raise EventRejected(
-            Reason.UNAUTHORIZED_TYPE, f"{parsed.signer} may not publish {parsed.type} on {topic}"
-        )
+    if verdicts is None:
+        verdict = standing_verdict(registry, parsed.signer, topic, parsed.type, at)
+    else:
+        asked = (parsed.signer, topic, parsed.type)
+        if asked in verdicts:
+            verdict = verdicts[asked]
+        else:
+            verdict = verdicts[asked] = standing_verdict(registry, *asked, at)
+    if verdict is not None:
+        raise EventRejected(*verdict)
     if seen.contains(parsed.dedup_key):
         raise EventRejected(Reason.DUPLICATE, f"(source, id) {parsed.dedup_key} was already sealed")
     return parsed

@@ -28,6 +28,7 @@ from shared.admission import (
     SeenEvents,
     SignatureCheck,
     SignerRegistry,
+    StandingVerdicts,
     admit,
     apply_sealed_event,
 )
@@ -275,6 +276,8 @@ class BlockBuilder:
         self.nodes: list[StoredNode] = []
         self._seen = PendingSeenEvents(seen)
         self._check_signature = check_signature
+        #: `standing_verdict`s for this registry at `moment` (a new mapping per registry).
+        self._verdicts: StandingVerdicts = {}
         self._runs: list[list[Any]] = []  # [topic, partition, first_offset, last_offset]
 
     @property
@@ -305,12 +308,16 @@ class BlockBuilder:
             seen=self._seen,
             at=self.moment,
             check_signature=self._check_signature,
+            verdicts=self._verdicts,
         )
         digest = leaf_hash(parsed.leaf_bytes)
         self.nodes.extend(self.log.append(digest))
         self.leaf_hashes.append(digest)
         self._seen.add(parsed.dedup_key)
-        self.registry = apply_sealed_event(self.registry, parsed, height=self.height)
+        registry = apply_sealed_event(self.registry, parsed, height=self.height)
+        if registry is not self.registry:  # an identity event changed who may sign what
+            self.registry = registry
+            self._verdicts = {}
         self.events.append(parsed.event)
         self.byte_size += len(parsed.leaf_bytes)
         self.last_offsets[(topic, partition)] = offset

@@ -55,4 +55,6 @@ def _statement(paramstyle: str, table: str, columns: tuple[str, ...]) -> str:
         mark = _PLACEHOLDERS[paramstyle]
     except KeyError:
         raise ValueError(f"parameter style {paramstyle!r} is not supported") from None
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    marks = ", ".join([mark] * len(columns))
+    # Names come from table metadata, quoted by the dialect; values are driver parameters.
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608

@@ -40,9 +40,13 @@ def test_rows_land_exactly_as_given_across_batches(database: Database) -> None:
 
 
 def test_the_rows_belong_to_the_callers_transaction(database: Database) -> None:
-    with pytest.raises(RuntimeError), database.transaction() as tx:
-        insert_rows(tx, rows_table, ("n", "label", "digest"), [(1, "a", b"x")])
-        raise RuntimeError("roll back")
+    def insert_then_fail() -> None:
+        with database.transaction() as tx:
+            insert_rows(tx, rows_table, ("n", "label", "digest"), [(1, "a", b"x")])
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        insert_then_fail()
     with database.read() as connection:
         assert connection.execute(select(rows_table)).all() == []
 

@@ -30,6 +30,7 @@ from shared.block import (
 from shared.canonical import canonicalize
 from shared.crypto import b64url_encode
 from shared.envelope import EventRejected, Reason, encode_event
+from shared.events import identity
 from shared.merkle import leaf_hash, root
 from shared.topics import CLINICAL_EVENTS, IDENTITY_EVENTS
 from tests.unit.core.chainfactory import GENESIS_TIME, ChainFactory, Submission
@@ -273,6 +274,37 @@ def test_the_builder_admits_identity_events_into_its_own_registry(factory: Chain
     factory.seal([grant, factory.event("publisher-2")])  # admitted right after, same block
     assert factory.state.registry is not before
     assert before.roles_of(factory.did("publisher-2")) == {}
+
+
+def test_a_verdict_on_a_signer_is_reached_again_once_the_block_changes_the_registry(
+    factory: ChainFactory,
+) -> None:
+    """The builder memoises who may publish what; an identity event inside the block must
+    end that memo: first unknown then admitted, first admitted then revoked."""
+    builder = factory.state.open_block(sealed_at=GENESIS_TIME, seen=InMemorySeenEvents())
+    offsets = iter(range(100))
+
+    def admit(event: dict[str, object], topic: str = CLINICAL_EVENTS) -> None:
+        builder.admit(encode_event(event), topic=topic, partition=0, offset=next(offsets))
+
+    with pytest.raises(EventRejected) as unknown:
+        admit(factory.event("publisher-2"))
+    assert unknown.value.reason is Reason.UNKNOWN_SIGNER
+    grant = {
+        "did": factory.did("publisher-2"),
+        "name": "p2",
+        "topic": CLINICAL_EVENTS,
+        "types": ["org.careledger.clinical.*"],
+    }
+    admit(factory.identity_event(identity.PUBLISHER_REGISTERED, grant), IDENTITY_EVENTS)
+    admit(factory.event("publisher-2"))
+    admit(factory.event("publisher-2"))  # the memoised verdict
+    revoke = identity.PublisherRevoked(did=factory.did("publisher-2"))
+    admit(factory.identity_event(identity.PUBLISHER_REVOKED, revoke), IDENTITY_EVENTS)
+    with pytest.raises(EventRejected) as revoked:
+        admit(factory.event("publisher-2"))
+    assert revoked.value.reason is Reason.REVOKED_SIGNER
+    assert builder.event_count == 4
 
 
 def test_seal_block_keeps_events_in_order(factory: ChainFactory) -> None:
