@@ -18,11 +18,23 @@ when, and only when, that equality is guaranteed:
 
 String escaping needs no condition: with ``ensure_ascii=False`` both escape exactly ``"``,
 ``\\`` and U+0000..U+001F, using ``\\b \\f \\n \\r \\t`` and lower-case ``\\u00xx`` otherwise.
+
+The fast path calls the C encoder `json.dumps` would build, made once (`_ENCODE`) rather than
+on every call. ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+makes a `json.JSONEncoder` whose ``encode`` returns ``encode_basestring(value)`` for a string
+and otherwise joins the chunks of ``make_encoder({}, default, encode_basestring, None, ":",
+",", True, False, True)(value, 0)``, ``encode_basestring`` being the C one. `_ENCODE` has the
+same arguments but one, and writes a top-level string with that same C function. The one is
+``markers``, the circular-reference check, None here: it cannot matter, because
+`_fast_path_is_exact` has already recursed into every container, so a circular value never
+gets past it (it ends in RecursionError). An encoder of C functions with no per-call state is
+safe to share between calls and threads.
 """
 
 from __future__ import annotations
 
 import json
+from _json import encode_basestring, make_encoder
 from collections.abc import Iterable
 from typing import Final, cast
 
@@ -36,6 +48,10 @@ __all__ = ["CanonicalizationError", "canonicalize", "parse_json"]
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
 _LAST_BMP_CHARACTER: Final = "\uffff"
 _SCALARS: Final = frozenset({str, bool, type(None)})
+# json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once; see above.
+_ENCODE: Final = make_encoder(
+    None, json.JSONEncoder().default, encode_basestring, None, ":", ",", True, False, True
+)
 
 
 class CanonicalizationError(CareLedgerError):
@@ -49,9 +65,7 @@ def canonicalize(value: object) -> bytes:
     try:
         if _fast_path_is_exact(value):
             try:
-                return json.dumps(
-                    value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-                ).encode("utf-8")
+                return "".join(_ENCODE(value, 0)).encode("utf-8")
             except UnicodeEncodeError:
                 pass  # a lone surrogate: let the reference give its verdict
         # The reference is also the judge of values that are not JSON at all.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -81,6 +82,10 @@ _ALLOWED: Final = _SIGNED_REQUIRED | {"subject", "dataschema"}
 _STRING_MEMBERS: Final = tuple(sorted(_ALLOWED - {"data"}))
 # The signature member as JCS writes it; see `_without_signature` for why this is safe.
 _SIGNATURE_MEMBER: Final = b',"signature":"'
+# The standard library's reader without parse_json's per-object hook; see `parse_event`. Its
+# only state is the scanner's cache of member names (each mapped to an equal string, cleared
+# after each call), so sharing one between calls and threads cannot change what it reads.
+_PLAIN_JSON: Final = json.JSONDecoder()
 
 
 class Reason(enum.StrEnum):
@@ -213,20 +218,57 @@ def kafka_key(event: Mapping[str, object]) -> str:
 
 def parse_event(raw: bytes) -> ParsedEvent:
     """Parse and structurally validate a Kafka value; raise `EventRejected` (`too_large` or
-    `malformed`). The signature is decoded but not checked: see `verify_event`."""
+    `malformed`). The signature is decoded but not checked: see `verify_event`.
+
+    `parse_json`'s duplicate-name check costs a Python call per JSON object, and publishers
+    send canonical bytes (`encode_event`). So the value is first read with the plain reader
+    and run through `_parsed`; when its canonical form is `raw` itself, that is the answer:
+
+    - `raw` is then a JCS text, and JCS writes each object's member names once each (they are
+      a dict's keys, and distinct strings are written distinctly), as valid UTF-8, without
+      NaN or Infinity, and as one value with nothing around it: everything `parse_json`
+      refuses is absent, so it would accept `raw`;
+    - on a text it accepts, `parse_json` builds the same dicts as the plain reader: the same
+      C scanner reads the same members in the same order, and ``dict(pairs)`` of unique
+      names is what the scanner builds itself without the hook;
+    - `_parsed` depends only on the dict's contents and order, so it gives the same event.
+
+    Otherwise the strict reader decides as before, in the same order of checks: its error if
+    it has one, else (the reader refusing nothing the plain one accepted) the same dict, and
+    the result computed already. Anything that goes wrong on the plain path (an error from the
+    reader or from `_parsed`, trailing text, not an object, a `raw` that is not exactly
+    `bytes`) sends the value down the original path whole, whose verdict is the one given.
+    """
     if len(raw) > MAX_EVENT_BYTES:
         raise EventRejected(
             Reason.TOO_LARGE, f"{len(raw)} bytes, over {MAX_EVENT_BYTES}", size=len(raw)
         )
+    parsed = _parsed_plainly(raw) if type(raw) is bytes else None
+    if parsed is not None and parsed.leaf_bytes == raw:
+        return parsed
     try:
         event = parse_json(raw)
     except ValueError as exc:  # also UnicodeDecodeError and over-long integers
         raise EventRejected(Reason.MALFORMED, f"not UTF-8 JSON: {exc}") from None
     except RecursionError:
         raise EventRejected(Reason.MALFORMED, "JSON nested too deeply") from None
+    if parsed is not None:
+        return parsed  # parse_json read the same object: see above
     if type(event) is not dict:
         raise EventRejected(Reason.MALFORMED, "the event is not a JSON object")
     return _parsed(event, raw)
+
+
+def _parsed_plainly(raw: bytes) -> ParsedEvent | None:
+    """`_parsed` of `raw` read by the plain reader, or None if anything at all goes wrong."""
+    try:
+        text = raw.decode("utf-8")
+        event, end = _PLAIN_JSON.raw_decode(text)
+        if end != len(text) or type(event) is not dict:
+            return None
+        return _parsed(event, raw)
+    except Exception:  # whatever it was, the original path gives the verdict
+        return None
 
 
 def parse_event_object(event: Mapping[str, object]) -> ParsedEvent:
@@ -287,15 +329,16 @@ def _parsed(event: dict[str, object], raw: bytes | None) -> ParsedEvent:
             f"canonical form is {len(leaf_bytes)} bytes, over {MAX_EVENT_BYTES}",
             size=len(leaf_bytes),
         )
+    # Positional: keyword arguments cost a measurable share of this per-event constructor.
     return ParsedEvent(
-        event=event,
-        raw=leaf_bytes if raw is None else raw,
-        signing_bytes=_without_signature(leaf_bytes, signature_text),
-        leaf_bytes=leaf_bytes,
-        dedup_key=(event["source"], event["id"]),  # type: ignore[arg-type]
-        signer=event["signer"],  # type: ignore[arg-type]
-        type=event["type"],  # type: ignore[arg-type]
-        signature=signature,
+        event,  # event
+        leaf_bytes if raw is None else raw,  # raw
+        _without_signature(leaf_bytes, signature_text),  # signing_bytes
+        leaf_bytes,  # leaf_bytes
+        (event["source"], event["id"]),  # type: ignore[arg-type]  # dedup_key
+        event["signer"],  # type: ignore[arg-type]  # signer
+        event["type"],  # type: ignore[arg-type]  # type
+        signature,  # signature
     )
 
 
@@ -317,7 +360,54 @@ def _without_signature(leaf_bytes: bytes, signature_text: str) -> bytes:
 
 
 def _structure_problem(event: dict[str, object], required: frozenset[str]) -> str | None:
-    """What is wrong with the envelope's structure, or None. Never quotes member values."""
+    """What is wrong with the envelope's structure, or None. Never quotes member values.
+
+    This runs on every event, nearly always to find nothing: `_is_sound` answers that case in
+    one pass, and only when it doubts does `_structure_detail` look for the first problem.
+    """
+    if _is_sound(event, required):
+        return None
+    return _structure_detail(event, required)
+
+
+def _is_sound(event: dict[str, object], required: frozenset[str]) -> bool:
+    """True only if `_structure_detail` finds no problem: each test below implies one of its
+    checks (a False may be a false alarm; `_structure_detail` then has the last word).
+
+    The member set is compared without building sets; every member but `data` must be a
+    string (the allowed names are `_STRING_MEMBERS` and `data`); and a `_TOKEN`, printable
+    ASCII without spaces (U+0021..U+007E), is a non-empty ASCII string that `isprintable`
+    (ASCII's non-printable characters are exactly U+0000..U+001F and U+007F) with no space.
+    """
+    names = event.keys()
+    if not (names >= required and names <= _ALLOWED) or type(event["data"]) is not dict:
+        return False
+    for name, value in event.items():
+        if type(value) is not str and name != "data":
+            return False
+    strings: dict[str, str] = event  # type: ignore[assignment]  # all but data are str now
+    for name, limit in _TOKEN_LIMITS.items():
+        token = strings.get(name)
+        if token is not None and not (
+            0 < len(token) <= limit and token.isascii() and token.isprintable() and " " not in token
+        ):
+            return False
+    if not (
+        strings["specversion"] == SPEC_VERSION
+        and strings["datacontenttype"] == DATA_CONTENT_TYPE
+        and EVENT_TYPE_PATTERN.fullmatch(strings["type"]) is not None
+        and is_rfc3339_utc(strings["time"])
+    ):
+        return False
+    if "signer" in strings:
+        try:
+            public_key_from_did(strings["signer"])  # cached per DID
+        except InvalidDIDError:
+            return False
+    return True
+
+
+def _structure_detail(event: dict[str, object], required: frozenset[str]) -> str | None:
     names = event.keys()
     if not names >= required:
         return f"missing member(s) {sorted(required - names)}"

@@ -10,6 +10,7 @@ changes the Merkle leaf of an otherwise identical event) or several spellings of
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 from typing import Final
 
@@ -26,6 +27,9 @@ __all__ = [
 ]
 
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+# base64url to the standard alphabet, for binascii; "+", "/" and "=" become "!", which is in
+# neither alphabet, so that no text outside base64url can pass for one inside it.
+_BASE64URL_TO_STANDARD: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
 # Bitcoin's base58 alphabet: no 0, O, I or l. The base58 package would strip whitespace.
 _BASE58BTC_MULTIBASE: Final = re.compile(r"z[1-9A-HJ-NP-Za-km-z]+")
 # Decoding base58 is quadratic in the length; nothing we decode is longer than this.
@@ -43,17 +47,37 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """Decode unpadded base64url; reject padding, characters outside the alphabet (including
-    whitespace), impossible lengths and non-zero trailing bits."""
+    whitespace), impossible lengths and non-zero trailing bits.
+
+    Every signature of every event comes through here, so the text is decoded directly with
+    `binascii`, leniently, and the bytes are accepted only when encoding them gives the text
+    back, which is the definition of canonical: `b64url_encode` writes only the alphabet,
+    never padding, never a length of 4n + 1, with zero trailing bits. Conversely every
+    canonical text is accepted (it is the encoding of some bytes, which the standard decoder
+    returns), so whatever is not accepted is refused, and `_b64url_problem` says why.
+    """
+    try:
+        padded = text.encode("ascii").translate(_BASE64URL_TO_STANDARD) + b"=" * (-len(text) % 4)
+        data = binascii.a2b_base64(padded)
+    except (UnicodeEncodeError, binascii.Error, AttributeError):  # AttributeError: not a str
+        pass
+    else:
+        # b2a_base64 writes the standard alphabet with padding: the text b64url_encode writes,
+        # mapped as above, plus the "=" it strips (as many as added here).
+        if binascii.b2a_base64(data, newline=False) == padded:
+            return data
+    raise EncodingError(_b64url_problem(text))
+
+
+def _b64url_problem(text: str) -> str:
+    """Why `text`, refused by `b64url_decode`, is not canonical unpadded base64url."""
     if _BASE64URL.fullmatch(text) is None:
-        raise EncodingError("base64url text holds padding or characters outside the alphabet")
+        return "base64url text holds padding or characters outside the alphabet"
     if len(text) % 4 == 1:
-        raise EncodingError(f"base64url text of length {len(text)} cannot encode whole bytes")
-    # Cannot fail: the alphabet and the length are checked and the padding is ours.
-    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    # The last character may carry unused low bits; only the all-zero choice is canonical.
-    if b64url_encode(data) != text:
-        raise EncodingError("base64url text has non-zero trailing bits (non-canonical)")
-    return data
+        return f"base64url text of length {len(text)} cannot encode whole bytes"
+    # In the alphabet and of a possible length, yet not what its bytes encode to: the last
+    # character carries unused low bits, and only the all-zero choice is canonical.
+    return "base64url text has non-zero trailing bits (non-canonical)"
 
 
 def base58btc_multibase_encode(data: bytes) -> str:
