@@ -7,7 +7,9 @@ Method (2-core machine, embedded broker, everything on this host):
    `complete_event`) are produced by one `Producer(KafkaSettings.producer_config())`,
    value = `encode_event(event)`, key = `kafka_key(event)`, then consumed back with `assign()`
    from the beginning of every partition. events/s = N_RAW / (first produce → last consumed).
-2. Full pipeline: `careledger up` as real processes (as tests/e2e does), idle until validator-1's
+2. Full pipeline: `careledger up --only sealer,validator-1,validator-2,validator-3` (the issue's
+   pipeline: embedded broker, sealer, 3 validators) as real processes (as tests/e2e does), idle
+   until validator-1's
    final tree size equals its head tree size. Throughput: N_PIPELINE pre-signed events produced
    as fast as one producer can; events/s = N_PIPELINE / (first produce → the moment all 3
    validators report a final block (`/v1/head` `final_height`, then that block's `tree_size`)
@@ -23,6 +25,9 @@ Method (2-core machine, embedded broker, everything on this host):
    (sealer's wall clock, same host) and to the first time any validator had that block as its
    verified head; p50 of the first and last second's events shows whether a lag builds up.
    Signing is done before timing starts (it is the publisher's cost, not the ledger's).
+   Then the same throughput phase once more with every service of `careledger up` (keys
+   `system_*`): identity, records and billing follow ledger.blocks and billing reads
+   clinical.events, all on the same 2 cores.
 3. RSS: VmRSS of the sealer and of each validator (children of `up`, found by
    `CARELEDGER_PORT=<port>` in their environment) after the throughput phase and after the
    latency phase.
@@ -317,15 +322,19 @@ def percentile_ms(values: list[float], pct: int) -> float:
     return round(statistics.quantiles(values, n=100)[pct - 1] * 1000, 1)
 
 
-def pipeline(work: Path, events: int) -> dict[str, object]:
+def pipeline(
+    work: Path, events: int, *, only: tuple[str, ...] = (), latency: bool = True
+) -> dict[str, object]:
+    work.mkdir(parents=True, exist_ok=True)
     offset = free_offset()
-    system: RunningSystem = start_system(work / "data", work / "up.log", offset)
+    options = ("--only", ",".join(only)) if only else ()
+    system: RunningSystem = start_system(work / "data", work / "up.log", offset, *options)
     results: dict[str, object] = {}
     try:
         system.wait_for_output("all services ready", timeout=120)
         specs = default_services(port_offset=offset)
         urls = [s.url() for s in specs if s.name.startswith("validator-")]
-        ports = {s.name: s.port for s in specs if s.name == "sealer" or s.name in _VALIDATORS}
+        ports = {s.name: s.port for s in specs if not only or s.name in only}
         key = read_key_file(work / "data" / "keys" / "publisher-demo.json")
         kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{BROKER_PORT + offset}")
         validators = Validators(urls)
@@ -358,6 +367,8 @@ def pipeline(work: Path, events: int) -> dict[str, object]:
             "pipeline_seconds_to_final_on_all_3": round(elapsed, 2),
         }
         results |= {f"rss_mib_after_throughput_{n}": rss_mib(p) for n, p in sorted(pids.items())}
+        if not latency:
+            return results
         base = validators.wait_idle(timeout=60)
         results |= latency_run(kafka, validators, latency_events, base)
         results |= {f"rss_mib_after_latency_{n}": rss_mib(p) for n, p in sorted(pids.items())}
@@ -372,7 +383,7 @@ def pipeline(work: Path, events: int) -> dict[str, object]:
     return results
 
 
-_VALIDATORS = {"validator-1", "validator-2", "validator-3"}
+LEDGER = ("sealer", "validator-1", "validator-2", "validator-3")
 
 
 def main() -> dict[str, object]:
@@ -386,7 +397,12 @@ def main() -> dict[str, object]:
         )
         key = read_key_file(work / "data" / "keys" / "publisher-demo.json")
         results = raw_passthrough(signed_events(key, N_RAW, "raw"), work / "raw-broker.log")
-        results |= pipeline(work, N_PIPELINE)
+        # The issue's pipeline: broker, sealer and 3 validators, nothing else on the 2 cores.
+        results |= pipeline(work / "ledger", N_PIPELINE, only=LEDGER)
+        # The same throughput phase with every service of `careledger up` sharing the box:
+        # identity, records and billing follow the chain, and billing reads clinical.events.
+        whole = pipeline(work / "system", N_PIPELINE, latency=False)
+        results |= {f"system_{name.removeprefix('pipeline_')}": v for name, v in whole.items()}
     raw = results["raw_passthrough_events_per_s"]
     final = results["pipeline_final_events_per_s"]
     if isinstance(raw, int) and isinstance(final, int) and raw:
