@@ -42,10 +42,11 @@ import rfc8785
 
 from shared.errors import CareLedgerError
 
-__all__ = ["CanonicalizationError", "canonicalize", "parse_json"]
+__all__ = ["MAX_SAFE_INTEGER", "CanonicalizationError", "canonicalize", "parse_json"]
 
-# The integers an IEEE 754 double represents exactly; RFC 8785 (via I-JSON) allows no others.
-_MAX_SAFE_INTEGER: Final = 2**53 - 1
+#: The integers an IEEE 754 double represents exactly; RFC 8785 (via I-JSON) allows no others
+#: (a larger magnitude has no canonical form, so nothing holding one can be hashed or signed).
+MAX_SAFE_INTEGER: Final = 2**53 - 1
 _LAST_BMP_CHARACTER: Final = "\uffff"
 _SCALARS: Final = frozenset({str, bool, type(None)})
 # json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once; see above.
@@ -102,7 +103,7 @@ def _fast_path_is_exact(value: object) -> bool:
         if item_kind in _SCALARS:
             continue
         if item_kind is int:
-            if -_MAX_SAFE_INTEGER <= item <= _MAX_SAFE_INTEGER:  # type: ignore[operator]
+            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:  # type: ignore[operator]
                 continue
             return False
         if not _fast_path_is_exact(item):
@@ -113,7 +114,7 @@ def _fast_path_is_exact(value: object) -> bool:
 def _scalar_is_exact(value: object) -> bool:
     kind = type(value)
     if kind is int:
-        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER  # type: ignore[operator]
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER  # type: ignore[operator]
     # Floats, subclasses of the JSON types and non-JSON values: the reference decides.
     return kind in _SCALARS
 

@@ -36,6 +36,7 @@ from services.billing.service import BillingService, PaymentOutcome
 from shared.block import format_timestamp
 from shared.events.billing import BillingId, DisputeReason, VoidReason
 from shared.runtime.auth import Authenticator, Caller
+from shared.runtime.bounds import MAX_SAFE_INTEGER
 from shared.runtime.errors import ApiError
 
 __all__ = ["billing_router"]
@@ -57,7 +58,7 @@ class NewPayment(_Request):
     """A payment towards the invoice by one party; `idempotency_key` makes a retry safe."""
 
     party: Party
-    amount: StrictInt = Field(gt=0, le=2**53 - 1)
+    amount: StrictInt = Field(ge=1, le=MAX_SAFE_INTEGER)
     currency: StrictStr = Field(pattern=r"^[A-Z]{3}$")
     reference: StrictStr = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
     idempotency_key: StrictStr = Field(min_length=1, max_length=200)

@@ -38,6 +38,7 @@ from services.records.service import RecordsService
 from shared.events import DidKey
 from shared.events.records import OpaqueId, Purpose, ResourceType
 from shared.runtime.auth import Authenticator, Caller
+from shared.runtime.bounds import Ordinal, SafeOrdinal
 from shared.runtime.errors import ApiError
 
 __all__ = ["records_router"]
@@ -69,7 +70,7 @@ class NewVersion(_Request):
     """The whole resource as it should now read; `base_version` guards against lost updates."""
 
     resource: dict[str, Any]
-    base_version: int | None = Field(default=None, ge=1)
+    base_version: SafeOrdinal | None = None
 
 
 class BreakGlass(_Request):
@@ -116,7 +117,7 @@ def records_router(
     def read_record(
         record_id: str,
         caller: CallerOf,
-        version: Annotated[int | None, Query(ge=1)] = None,
+        version: Annotated[Ordinal | None, Query()] = None,
         purpose: Purpose | None = None,
     ) -> dict[str, Any]:
         """Read a record under the patient's consent; refused reads are audited (403)."""
@@ -133,7 +134,7 @@ def records_router(
     def envelope(
         record_id: str,
         caller: CallerOf,
-        version: Annotated[int | None, Query(ge=1)] = None,
+        version: Annotated[Ordinal | None, Query()] = None,
         purpose: Purpose | None = None,
     ) -> dict[str, Any]:
         """The encrypted version with the caller's wrapped key, to decrypt client-side."""

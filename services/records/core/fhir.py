@@ -14,6 +14,7 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
 from services.records.core.bindings import binding_errors
 from services.records.errors import InvalidResourceError
+from shared.canonical import MAX_SAFE_INTEGER
 
 __all__ = ["SUPPORTED_TYPES", "patient_bundle", "validate_resource"]
 
@@ -49,7 +50,8 @@ def validate_resource(
     The stored value is the submitted JSON itself (a deep copy; the model's dump may drop or
     alter values) with `id` set to `record_id` and `meta.versionId` to `str(version)`; other
     `meta` members are kept. Numbers are kept as given, but records are hashed by RFC 8785, so
-    1.50 is stored as 1.5; NaN and infinities are refused. Raises InvalidResourceError, whose
+    1.50 is stored as 1.5; NaN, infinities and integers beyond 2**53 - 1 in magnitude (which
+    RFC 8785 cannot encode) are refused. Raises InvalidResourceError, whose
     detail and errors never repeat a submitted value (records carry PHI, and errors are logged).
     """
     if not isinstance(resource, Mapping):
@@ -183,7 +185,12 @@ def _json_object_copy(value: Mapping[Any, Any], loc: tuple[str | int, ...]) -> d
 
 
 def _json_copy(value: Any, loc: tuple[str | int, ...]) -> Any:
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int):
+        # A record is hashed and signed over RFC 8785, which has no form for these.
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise _not_json(loc, "unsafe_integer", "integers are at most 2**53 - 1 in magnitude")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
 from services.validator.errors import (
@@ -15,6 +15,7 @@ from services.validator.errors import (
     UnknownEventError,
 )
 from services.validator.queries import ChainQueries
+from shared.runtime.bounds import Count, stated_range
 
 NDJSON = "application/x-ndjson"
 
@@ -33,8 +34,11 @@ def validator_router(queries: ChainQueries) -> APIRouter:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
 
     @router.get("/blocks/{height}")
-    def block(height: int) -> Response:
-        """A verified block with the attestations collected for it."""
+    def block(
+        height: Annotated[int, Path(json_schema_extra=stated_range())],
+    ) -> Response:
+        """A verified block with the attestations collected for it; 404 for a height never
+        verified, and for one that cannot exist (below 0, beyond 2**63 - 1)."""
         try:
             return Response(content=queries.block(height), media_type="application/json")
         except UnknownBlockError as exc:
@@ -44,7 +48,7 @@ def validator_router(queries: ChainQueries) -> APIRouter:
     def inclusion(
         source: str,
         event_id: Annotated[str, Query(alias="id")],
-        tree_size: Annotated[int | None, Query()] = None,
+        tree_size: Annotated[int | None, Query(json_schema_extra=stated_range(1))] = None,
     ) -> dict[str, Any]:
         """RFC 9162 inclusion proof of the event `(source, id)` in the tree of `tree_size`."""
         try:
@@ -55,7 +59,10 @@ def validator_router(queries: ChainQueries) -> APIRouter:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
 
     @router.get("/proofs/consistency")
-    def consistency(first: int, second: int) -> dict[str, Any]:
+    def consistency(
+        first: Annotated[int, Query(json_schema_extra=stated_range(1))],
+        second: Annotated[int, Query(json_schema_extra=stated_range(1))],
+    ) -> dict[str, Any]:
         """RFC 9162 consistency proof between two tree sizes of this validator's log."""
         try:
             return queries.consistency(first, second)
@@ -70,8 +77,8 @@ def validator_router(queries: ChainQueries) -> APIRouter:
 
     @router.get("/chain")
     def chain(
-        first: Annotated[int, Query(alias="from", ge=0)] = 0,
-        last: Annotated[int | None, Query(alias="to", ge=0)] = None,
+        first: Annotated[Count, Query(alias="from")] = 0,
+        last: Annotated[Count | None, Query(alias="to")] = None,
     ) -> StreamingResponse:
         """The verified blocks `[from, to]` as NDJSON, one block per line, for export."""
         return StreamingResponse(queries.chain(first, last), media_type=NDJSON)

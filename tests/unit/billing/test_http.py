@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -54,7 +55,13 @@ class Api:
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    world = build_world()
+    with serving(build_world()) as running:
+        yield running
+
+
+@contextmanager
+def serving(world: World) -> Iterator[Api]:
+    """The HTTP API over `world`."""
     metrics = ServiceMetrics(service="billing", instance="billing", version="test")
     authenticator = Authenticator(audience="billing", seen=MemorySeenTokens(), metrics=metrics)
     app = create_app(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -35,6 +36,13 @@ class Api:
 
 @pytest.fixture
 def api() -> Iterator[Api]:
+    with serving() as running:
+        yield running
+
+
+@contextmanager
+def serving() -> Iterator[Api]:
+    """The HTTP API over a world of memory adapters."""
     metrics = ServiceMetrics(service="identity", instance="identity", version="test")
     world = build_world(PrometheusIdentityMetrics(metrics.registry))
     authenticator = Authenticator(audience="identity", seen=MemorySeenTokens(), metrics=metrics)

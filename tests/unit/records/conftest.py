@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.records.adapters.memory import MemoryRecordsStore
+from services.records.adapters.sql import SqlRecordsStore, migrate_records_store
 from services.records.cipher import RecordCipher
 from services.records.core.model import Practitioner, SealedMark
 from services.records.ledger import RecordsLedger
@@ -19,9 +20,9 @@ from services.records.reading import RecordReader
 from services.records.service import RecordsService
 from shared.crypto import SigningKey
 from shared.envelope import uuid7
-from shared.outbox import MemoryOutbox
+from shared.outbox import MemoryOutbox, SqlOutbox, migrate_outbox
 from shared.pseudonym import patient_pseudonym
-from shared.store import MemoryDatabase
+from shared.store import Database, MemoryDatabase
 from tests.unit.core.chainfactory import ChainFactory
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -108,12 +109,21 @@ class World:
             self.store.apply_block(tx, position={"height": 1}, **block)
 
 
-def build_world() -> World:
+def build_world(sql: Database | None = None) -> World:
+    """The service on memory adapters, or on SQL ones over `sql` (migrated here)."""
     chain = ChainFactory()
     clock = FakeClock()
-    database = MemoryDatabase()
-    store = MemoryRecordsStore(database=database)
-    outbox = MemoryOutbox(database=database)
+    database: Any
+    if sql is None:
+        database = MemoryDatabase()
+        store: Any = MemoryRecordsStore(database=database)
+        outbox: Any = MemoryOutbox(database=database)
+    else:
+        database = sql
+        migrate_records_store(sql)
+        migrate_outbox(sql)
+        store = SqlRecordsStore(database=sql)
+        outbox = SqlOutbox(database=sql)
     cipher = RecordCipher(key=chain.keys["records"], random_bytes=counting_random())
     ids = (str(uuid.UUID(int=n, version=4)) for n in itertools.count(1))
     event_ids = itertools.count(1)

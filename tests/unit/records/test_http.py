@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -62,7 +63,13 @@ class Api:
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    world = build_world()
+    with serving(build_world()) as running:
+        yield running
+
+
+@contextmanager
+def serving(world: World) -> Iterator[Api]:
+    """The HTTP API over `world`, with two practitioners and a patient registered."""
     world.register_practitioner("practitioner")
     world.register_practitioner("second")
     world.register_patient("patient")
