@@ -264,6 +264,26 @@ def test_non_finite_numbers_are_refused(number: float) -> None:
     assert exc.errors == [{"loc": "*.*", "type": "finite_number", "msg": "numbers must be finite"}]
 
 
+@pytest.mark.parametrize("number", [2**53, -(2**53), 2**63, 10**29])
+def test_integers_rfc_8785_cannot_encode_are_refused(number: int) -> None:
+    exc = _refusal({**OBSERVATION, "valueQuantity": {"value": number}})
+    assert exc.errors == [
+        {
+            "loc": "*.*",
+            "type": "unsafe_integer",
+            "msg": "integers are at most 2**53 - 1 in magnitude",
+        }
+    ]
+
+
+@pytest.mark.parametrize("number", [2**53 - 1, -(2**53 - 1), 1e30])
+def test_the_largest_safe_integers_and_large_decimals_are_kept(number: float) -> None:
+    stored = validate_resource(
+        {**OBSERVATION, "valueQuantity": {"value": number}}, record_id=RECORD_ID, version=1
+    )
+    assert stored["valueQuantity"]["value"] == number
+
+
 def test_non_json_values_are_refused() -> None:
     assert _refusal({**PATIENT, "name": [{"given": {"Jane"}}]}).errors[0]["loc"] == "*.0.*"
     assert _refusal({**PATIENT, 1: "x"}).errors[0]["type"] == "dict_keys"
