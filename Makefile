@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format unit integration bench clean-data help
+.PHONY: run test lint format unit integration bench clean-data help system-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,7 +36,10 @@ CORE_MODULES := shared/canonical.py,shared/crypto/*,shared/envelope.py,shared/ge
   shared/merkle/*,shared/block.py,shared/attestation.py,shared/admission.py,shared/chain.py,$\
   shared/events/*,services/records/core/*,services/billing/core/*
 
-test: lint ## lint, then the whole suite (unit, integration, end-to-end) and coverage gates
+system-tools: ## the Debian tools the suite runs for real (prometheus, promtool)
+	@.ci/system-tools
+
+test: lint system-tools ## lint, then the whole suite (unit, integration, end-to-end) and coverage gates
 	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered
 	$(PY) -m coverage report --include='$(CORE_MODULES)' --fail-under=100 --skip-covered
 
