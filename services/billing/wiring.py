@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from datetime import UTC, datetime
-
 from fastapi import FastAPI
 
 from services.billing import __version__
@@ -18,7 +14,6 @@ from services.billing.engine import BillingEngine
 from services.billing.following import ChainFollowing, Directory
 from services.billing.ledger import BillingLedger
 from services.billing.service import BillingService
-from shared.envelope import uuid7
 from shared.follower.kafka import ChainFollower
 from shared.keystore import read_pseudonym_key_file
 from shared.pseudonym import patient_pseudonym
@@ -28,20 +23,8 @@ from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.outbox import wire_outbox
 from shared.runtime.server import run_service
+from shared.sources import new_event_id, new_random_id, utc_now
 from shared.store import open_database
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_event_id(now: datetime) -> str:
-    return uuid7(int(now.timestamp() * 1000), os.urandom(10))
-
-
-def _new_id() -> str:
-    # Invoice, claim, payment, refund and dispute ids are random (UUIDv4): no time in them.
-    return str(uuid.uuid4())
 
 
 def build(settings: BillingSettings) -> FastAPI:
@@ -61,9 +44,9 @@ def build(settings: BillingSettings) -> FastAPI:
         outbox=outbox.writer,
         key=identity.key,
         genesis=identity.genesis,
-        clock=_utc_now,
-        new_event_id=_new_event_id,
-        new_id=_new_id,
+        clock=utc_now,
+        new_event_id=new_event_id,
+        new_id=new_random_id,
     )
     directory = Directory.load(store, identity.genesis)
     engine = BillingEngine(

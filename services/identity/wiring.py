@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
-
 from fastapi import FastAPI
 
 from services.identity import __version__
@@ -14,7 +11,6 @@ from services.identity.adapters.sql import SqlIdentityJournal, migrate_identity_
 from services.identity.config import IdentitySettings
 from services.identity.sealing import SealedHeights
 from services.identity.service import IdentityService
-from shared.envelope import uuid7
 from shared.follower.kafka import ChainFollower
 from shared.keystore import read_pseudonym_key_file
 from shared.runtime.app import service_app
@@ -23,15 +19,8 @@ from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.outbox import wire_outbox
 from shared.runtime.server import run_service
+from shared.sources import new_event_id, utc_now
 from shared.store import open_database
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_event_id(now: datetime) -> str:
-    return uuid7(int(now.timestamp() * 1000), os.urandom(10))
 
 
 def build(settings: IdentitySettings) -> FastAPI:
@@ -53,8 +42,8 @@ def build(settings: IdentitySettings) -> FastAPI:
         key=identity.key,
         genesis=identity.genesis,
         pseudonym_key=pseudonym_key,
-        clock=_utc_now,
-        new_id=_new_event_id,
+        clock=utc_now,
+        new_id=new_event_id,
         notify=outbox.relay.notify,
         metrics=PrometheusIdentityMetrics(metrics.registry),
     )

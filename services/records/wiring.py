@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
@@ -18,7 +16,6 @@ from services.records.following import ChainFollowing
 from services.records.ledger import RecordsLedger
 from services.records.reading import RecordReader
 from services.records.service import RecordsService
-from shared.envelope import uuid7
 from shared.follower.kafka import ChainFollower
 from shared.keystore import read_pseudonym_key_file
 from shared.runtime.app import service_app
@@ -27,20 +24,8 @@ from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.outbox import wire_outbox
 from shared.runtime.server import run_service
+from shared.sources import new_event_id, new_random_id, utc_now
 from shared.store import open_database
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_event_id(now: datetime) -> str:
-    return uuid7(int(now.timestamp() * 1000), os.urandom(10))
-
-
-def _new_id() -> str:
-    # Record and consent ids are random (UUIDv4): unlike a UUIDv7 they reveal no time.
-    return str(uuid.uuid4())
 
 
 def build(settings: RecordsSettings) -> FastAPI:
@@ -65,7 +50,7 @@ def build(settings: RecordsSettings) -> FastAPI:
         key=identity.key,
         genesis=identity.genesis,
         pseudonym_key=pseudonym_key,
-        new_event_id=_new_event_id,
+        new_event_id=new_event_id,
         metrics=PrometheusRecordsMetrics(metrics.registry),
     )
     service = RecordsService(
@@ -76,8 +61,8 @@ def build(settings: RecordsSettings) -> FastAPI:
         chain=store,
         cipher=cipher,
         genesis=identity.genesis,
-        clock=_utc_now,
-        new_id=_new_id,
+        clock=utc_now,
+        new_id=new_random_id,
         notify=outbox.relay.notify,
     )
     reader = RecordReader(
@@ -88,8 +73,8 @@ def build(settings: RecordsSettings) -> FastAPI:
         audit=store,
         chain=store,
         cipher=cipher,
-        clock=_utc_now,
-        new_id=_new_id,
+        clock=utc_now,
+        new_id=new_random_id,
         notify=outbox.relay.notify,
     )
     follower = ChainFollower(

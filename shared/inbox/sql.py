@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Column, Connection, DateTime, MetaData, String, Table, Text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.inbox.memory import _require_key
+from shared.sources import utc_now
 from shared.store import Database, migrate
 
 INBOX_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,15 +33,11 @@ def migrate_inbox(database: Database) -> str | None:
     return migrate(database, INBOX_MIGRATIONS, version_table=INBOX_VERSION_TABLE)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SqlProcessedEvents:
     """ProcessedEvents[Connection]. `consumer` names the consumer (one service may run
     several, e.g. one per input topic), so each de-duplicates on its own."""
 
-    def __init__(self, *, consumer: str, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, *, consumer: str, clock: Callable[[], datetime] = utc_now) -> None:
         if not consumer:
             raise ValueError("name the consumer")
         self._consumer = consumer

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shared.outbox.message import DuplicateEventError, OutboxEntry, OutboxMessage
+from shared.sources import utc_now
 from shared.store.memory import MemoryDatabase, MemoryTransaction
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class MemoryOutbox:
     """OutboxWriter[MemoryTransaction] and OutboxStore in one, for tests and `dev` runs."""
 
     def __init__(
-        self, *, database: MemoryDatabase, clock: Callable[[], datetime] = _utc_now
+        self, *, database: MemoryDatabase, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self._database = database
         self._clock = clock

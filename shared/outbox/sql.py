@@ -33,6 +33,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from shared.outbox.message import DuplicateEventError, OutboxEntry, OutboxMessage
+from shared.sources import utc_now
 from shared.store import Database, migrate
 
 OUTBOX_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -75,10 +76,6 @@ def migrate_outbox(database: Database) -> str | None:
     return migrate(database, OUTBOX_MIGRATIONS, version_table=OUTBOX_VERSION_TABLE)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SqlOutbox:
     """OutboxWriter[Connection] and OutboxStore on one database.
 
@@ -86,7 +83,7 @@ class SqlOutbox:
     rows; the relay side opens short transactions of its own on `database`.
     """
 
-    def __init__(self, *, database: Database, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, *, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
         self._database = database
         self._clock = clock
 

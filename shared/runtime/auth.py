@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -25,6 +25,7 @@ from shared.auth import (
 from shared.runtime.errors import ApiError
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.settings import ServiceSettings
+from shared.sources import utc_now
 from shared.store import Database
 
 __all__ = [
@@ -47,10 +48,6 @@ class Caller:
     jti: str
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Authenticator:
     """`caller: Annotated[Caller, Depends(authenticator)]` on every route but the open ones.
 
@@ -64,7 +61,7 @@ class Authenticator:
         audience: str,
         seen: SeenTokens,
         metrics: ServiceMetrics,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         max_lifetime: int = MAX_LIFETIME,
         leeway: int = DEFAULT_LEEWAY,
     ) -> None:
