@@ -23,24 +23,10 @@ from sqlalchemy.engine import make_url
 
 from careledger.devchain import ensure_dev_chain
 from careledger.topology import default_services
-from services.billing.config import BillingSettings
-from services.identity.config import IdentitySettings
-from services.records.config import RecordsSettings
 from services.sealer.adapters.metrics import PrometheusSealerMetrics
-from services.sealer.config import SealerSettings
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
-from services.validator.config import ValidatorSettings
 from shared.runtime.metrics import OutboxPrometheusMetrics, ServiceMetrics
-from shared.runtime.settings import ServiceSettings
-
-ROOT = Path(__file__).resolve().parents[3]
-SETTINGS: dict[str, type[ServiceSettings]] = {
-    "services.identity": IdentitySettings,
-    "services.records": RecordsSettings,
-    "services.billing": BillingSettings,
-    "services.sealer": SealerSettings,
-    "services.validator": ValidatorSettings,
-}
+from tests.unit.deploy.deployed import ROOT, SETTINGS
 
 
 def compose() -> dict[str, Any]:

@@ -25,22 +25,9 @@ import pytest
 
 from careledger.broker import free_port
 from careledger.topology import default_services
-from services.billing.config import BillingSettings
-from services.identity.config import IdentitySettings
-from services.records.config import RecordsSettings
-from services.sealer.config import SealerSettings
-from services.validator.config import ValidatorSettings
-from shared.runtime.settings import ServiceSettings
+from tests.unit.deploy.deployed import ROOT, SETTINGS
 
-ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = ROOT / "deploy/Dockerfile"
-SETTINGS: dict[str, type[ServiceSettings]] = {
-    "services.identity": IdentitySettings,
-    "services.records": RecordsSettings,
-    "services.billing": BillingSettings,
-    "services.sealer": SealerSettings,
-    "services.validator": ValidatorSettings,
-}
 SECRET_NAME = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|CREDENTIAL|PRIVATE", re.IGNORECASE)
 
 

@@ -21,23 +21,10 @@ import yaml
 
 from careledger.devchain import ensure_dev_chain
 from careledger.topology import ServiceSpec, default_services
-from services.billing.config import BillingSettings
-from services.identity.config import IdentitySettings
-from services.records.config import RecordsSettings
-from services.sealer.config import SealerSettings
-from services.validator.config import ValidatorSettings
 from shared.keystore import read_genesis_file
-from shared.runtime.settings import ServiceSettings
+from tests.unit.deploy.deployed import ROOT, SETTINGS
 
-ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy/k8s"
-SETTINGS: dict[str, type[ServiceSettings]] = {
-    "services.identity": IdentitySettings,
-    "services.records": RecordsSettings,
-    "services.billing": BillingSettings,
-    "services.sealer": SealerSettings,
-    "services.validator": ValidatorSettings,
-}
 #: The oldest Kubernetes release still supported upstream when this was written, and the newest
 #: the validator bundles.
 VERSIONS = ["1.31.0", kubernetes_validate.latest_version()]
