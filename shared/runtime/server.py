@@ -112,7 +112,9 @@ def configuration_problems(settings_type: type[ServiceSettings], error: Validati
     """Every problem of a settings validation error on one line, each named by the
     environment variable that sets it (`CARELEDGER_PORT='99999': ...`); values of fields
     that may hold a secret are never repeated."""
-    variables = {field: name for name, field in settings_type.environment_variables().items()}
+    variables: dict[str, str] = {}
+    for name, field in settings_type.environment_variables().items():
+        variables.setdefault(field, name)  # the first alias is the documented one
     problems = []
     for problem in error.errors(include_url=False):
         location = problem["loc"]
