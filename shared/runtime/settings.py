@@ -5,13 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from shared.kafka import KafkaSettings
 from shared.topics import TopicNames
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+#: Fields whose values are never repeated in a configuration error (they may hold a secret).
+SECRET_BEARING_FIELDS = frozenset({"database_url", "kafka_sasl_password"})
+
+
+def read_secret_file(path: Path, variable: str) -> SecretStr:
+    """A secret kept in a file (compose `secrets:`, a mounted Kubernetes Secret): its text
+    without the trailing newline that editors and `echo` add. Raises ValueError naming the
+    variable, never the secret."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from exc
+    value = text.rstrip("\r\n")
+    if not value:
+        raise ValueError(f"{variable}: {path} is empty")
+    return SecretStr(value)
 
 
 class ServiceSettings(BaseSettings):
@@ -28,6 +47,9 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     database_url: str | None = None
+    #: The database password, read from this file and put into the URL (which then carries
+    #: none), so the password is never in the environment (CARELEDGER_DATABASE_PASSWORD_FILE).
+    database_password_file: Path | None = None
     key_file: Path | None = None
     genesis_file: Path | None = None
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
@@ -48,8 +70,70 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    #: The SASL password read from a file instead (CARELEDGER_KAFKA_SASL_PASSWORD_FILE).
+    kafka_sasl_password_file: Path | None = None
     kafka_ssl_ca_location: str | None = None
     kafka_fetch_wait_max_ms: int = Field(default=100, ge=1, le=10_000)
+    #: In prod a service stops at start unless a broker answers within this time, rather
+    #: than serving not-ready forever (CARELEDGER_KAFKA_STARTUP_TIMEOUT_SECONDS).
+    kafka_startup_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    _database_password: SecretStr | None = PrivateAttr(default=None)
+    _kafka_sasl_password: SecretStr | None = PrivateAttr(default=None)
+
+    @classmethod
+    def environment_variables(cls) -> dict[str, str]:
+        """Every variable this settings class reads, mapped to the field it sets."""
+        prefix = str(cls.model_config.get("env_prefix", "")).upper()
+        names = {}
+        for field, info in cls.model_fields.items():
+            alias = info.validation_alias
+            if isinstance(alias, AliasChoices):
+                names.update({str(choice).upper(): field for choice in alias.choices})
+            elif isinstance(alias, str):
+                names[alias.upper()] = field
+            else:
+                names[f"{prefix}{field.upper()}"] = field
+        return names
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, url: str | None) -> str | None:
+        # Checked here so a typo stops the service as a configuration error, not as a
+        # traceback from the driver; the message never repeats the URL (it may hold a password).
+        if url is None:
+            return None
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL: use postgresql+psycopg://user@host/database or sqlite:///path"
+            ) from None
+        if backend not in {"postgresql", "postgres", "sqlite"}:
+            raise ValueError(f"unsupported database {backend!r}: use postgresql or sqlite")
+        return url
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Self:
+        if self.database_password_file is not None:
+            if self.database_url is None or make_url(self.database_url).password is not None:
+                raise ValueError(
+                    "CARELEDGER_DATABASE_PASSWORD_FILE needs a CARELEDGER_DATABASE_URL "
+                    "without a password"
+                )
+            self._database_password = read_secret_file(
+                self.database_password_file, "CARELEDGER_DATABASE_PASSWORD_FILE"
+            )
+        if self.kafka_sasl_password_file is not None:
+            if self.kafka_sasl_password is not None:
+                raise ValueError(
+                    "set CARELEDGER_KAFKA_SASL_PASSWORD or CARELEDGER_KAFKA_SASL_PASSWORD_FILE, "
+                    "not both"
+                )
+            self._kafka_sasl_password = read_secret_file(
+                self.kafka_sasl_password_file, "CARELEDGER_KAFKA_SASL_PASSWORD_FILE"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_prod(self) -> Self:
@@ -81,6 +165,12 @@ class ServiceSettings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
+        """The URL to connect with, the password from its file included (never log it)."""
+        if self.database_url and self._database_password is not None:
+            url = make_url(self.database_url).set(
+                password=self._database_password.get_secret_value()
+            )
+            return url.render_as_string(hide_password=False)
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / f'{self.instance_name}.db').resolve()}"
@@ -103,7 +193,7 @@ class ServiceSettings(BaseSettings):
             security_protocol=self.kafka_security_protocol,
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
-            sasl_password=self.kafka_sasl_password,
+            sasl_password=self._kafka_sasl_password or self.kafka_sasl_password,
             ssl_ca_location=self.kafka_ssl_ca_location,
             fetch_wait_max_ms=self.kafka_fetch_wait_max_ms,
             client_id=f"careledger-{self.instance_name}",
