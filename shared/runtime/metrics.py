@@ -11,6 +11,7 @@ from typing import ClassVar, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from shared.kafka.lag import consumer_lags
+from shared.store.errors import OPERATIONS
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,24 @@ class OutboxPrometheusMetrics:
 
     def delivery_latency(self, topic: str, seconds: float) -> None:
         self._latency.labels(topic).observe(seconds)
+
+
+class StoreErrorMetrics:
+    """careledger_store_errors_total{operation}: errors the service's database raised,
+    counted by `Database.watch_errors` (operation: `shared.store.errors.OPERATIONS`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._errors = Counter(
+            "careledger_store_errors",
+            "Database errors seen by the service's store, by kind of operation",
+            ["operation"],
+            registry=registry,
+        )
+        for operation in OPERATIONS:
+            self._errors.labels(operation)  # every operation shows from the start, at 0
+
+    def seen(self, operation: str) -> None:
+        self._errors.labels(operation).inc()
 
 
 #: The `consumer` label of careledger_kafka_consumer_lag_messages: one per kind of consumer.
