@@ -77,6 +77,8 @@ class ServiceSettings(BaseSettings):
     #: In prod a service stops at start unless a broker answers within this time, rather
     #: than serving not-ready forever (CARELEDGER_KAFKA_STARTUP_TIMEOUT_SECONDS).
     kafka_startup_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    #: How often each consumer reports its lag (careledger_kafka_consumer_lag_messages).
+    kafka_statistics_interval_ms: int = Field(default=5000, ge=500, le=300_000)
 
     _database_password: SecretStr | None = PrivateAttr(default=None)
     _kafka_sasl_password: SecretStr | None = PrivateAttr(default=None)
@@ -196,6 +198,7 @@ class ServiceSettings(BaseSettings):
             sasl_password=self._kafka_sasl_password or self.kafka_sasl_password,
             ssl_ca_location=self.kafka_ssl_ca_location,
             fetch_wait_max_ms=self.kafka_fetch_wait_max_ms,
+            statistics_interval_ms=self.kafka_statistics_interval_ms,
             client_id=f"careledger-{self.instance_name}",
         )
 
