@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from services.sealer.core.cut import CutPolicy
@@ -44,6 +44,7 @@ from shared.crypto import SigningKey
 from shared.envelope import EventRejected, ParsedEvent, parse_event
 from shared.events import parse_timestamp
 from shared.events.ledger import RejectionRecorded
+from shared.sources import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,6 @@ def _parse(message: SourceMessage) -> ParsedEvent | EventRejected:
         return parse_event(message.value)
     except EventRejected as exc:
         return exc
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def publish_to_seal_seconds(block: Block) -> list[float]:
@@ -118,7 +115,7 @@ class Sealer:
         lease: WriterLease | None = None,
         lease_renew_every: float = 3.0,
         standby_poll: float = 1.0,
-        wall_clock: Callable[[], datetime] = _utc_now,
+        wall_clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         batch_size: int = 500,
         idle_wait: float = 0.5,

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -54,6 +54,7 @@ from shared.genesis import GenesisConfig
 from shared.merkle import (
     root_at,
 )
+from shared.sources import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,6 @@ class NullValidatorMetrics:
         pass
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Validator:
     """The validation loop's use cases. One thread drives it (the Kafka adapter)."""
 
@@ -100,7 +97,7 @@ class Validator:
         genesis_event: dict[str, Any],
         publisher: AttestationPublisher,
         metrics: ValidatorMetrics | None = None,
-        wall_clock: Callable[[], datetime] = _utc_now,
+        wall_clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
