@@ -3,7 +3,7 @@ that turns an alert condition into the expression over its input series.
 
 A small tokenizer, not a PromQL parser: it knows strings, label-matcher braces, range brackets,
 parentheses, numbers and operators, which is all the rewriting needs. Anything it cannot
-rewrite soundly raises `UnsupportedExpression` so that a new rule fails its test loudly
+rewrite soundly raises `UnsupportedExpressionError` so that a new rule fails its test loudly
 instead of being checked less.
 """
 
@@ -51,7 +51,7 @@ _MATCHER = re.compile(
 _KEYWORDS = frozenset({"by", "without", *SET_OPERATORS, *MATCHING, *GROUPING, "bool", "offset"})
 
 
-class UnsupportedExpression(ValueError):
+class UnsupportedExpressionError(ValueError):
     """An expression the rewriting does not handle; change the rule or teach `inputs`."""
 
 
@@ -82,13 +82,13 @@ class AlertRule(NamedTuple):
 
 
 def tokens(expr: str) -> list[Token]:
-    """`expr` as tokens (spaces dropped); raises `UnsupportedExpression` on unknown text."""
+    """`expr` as tokens (spaces dropped); raises `UnsupportedExpressionError` on unknown text."""
     found: list[Token] = []
     at = 0
     while at < len(expr):
         match = _TOKEN.match(expr, at)
         if match is None:
-            raise UnsupportedExpression(f"cannot read {expr[at:]!r} in {expr!r}")
+            raise UnsupportedExpressionError(f"cannot read {expr[at:]!r} in {expr!r}")
         kind = match.lastgroup or ""
         if kind != "space":
             found.append(Token(kind, match.group()))
@@ -138,7 +138,7 @@ def metric_name(selector: str) -> str:
     if not name:
         match = re.search(r'__name__\s*=\s*"([^"]+)"', selector)
         if match is None:
-            raise UnsupportedExpression(f"selector without a metric name: {selector}")
+            raise UnsupportedExpressionError(f"selector without a metric name: {selector}")
         name = match.group(1)
     return name
 
@@ -178,7 +178,7 @@ def relax_matchers(braces: str) -> str:
     while at < len(body):
         match = _MATCHER.match(body, at)
         if match is None:
-            raise UnsupportedExpression(f"cannot read the matchers {braces}")
+            raise UnsupportedExpressionError(f"cannot read the matchers {braces}")
         label = match.group("label")
         if label == "__name__":
             relaxed.append(f"{label}{match.group('op')}{match.group('value')}")
@@ -218,7 +218,7 @@ def _without_comparison(parts: list[Token], index: int) -> list[Token]:
     modifiers = []
     while modifiers_end < len(parts) and parts[modifiers_end].text in MATCHING | GROUPING:
         if parts[modifiers_end].text in GROUPING:
-            raise UnsupportedExpression("a comparison with group_left/group_right")
+            raise UnsupportedExpressionError("a comparison with group_left/group_right")
         end = _closing(parts, modifiers_end + 1)
         modifiers += parts[modifiers_end : end + 1]
         modifiers_end = end + 1
@@ -233,13 +233,13 @@ def _without_comparison(parts: list[Token], index: int) -> list[Token]:
 
 def _closing(parts: list[Token], opening: int) -> int:
     if opening >= len(parts) or parts[opening].text != "(":
-        raise UnsupportedExpression("a matching modifier without its label list")
+        raise UnsupportedExpressionError("a matching modifier without its label list")
     depth = 0
     for at in range(opening, len(parts)):
         depth += {"(": 1, ")": -1}.get(parts[at].text, 0)
         if depth == 0:
             return at
-    raise UnsupportedExpression("unbalanced parentheses")
+    raise UnsupportedExpressionError("unbalanced parentheses")
 
 
 def _operand_end(parts: list[Token], start: int) -> int:

@@ -82,7 +82,8 @@ def test_panels_have_ids_titles_descriptions_and_a_place_on_the_grid(name: str) 
             assert panel.get("description"), f"{panel['title']}: say what the panel answers"
         grid = panel["gridPos"]
         assert set(grid) == {"x", "y", "w", "h"}
-        assert grid["x"] >= 0 and grid["y"] >= 0 and grid["w"] > 0 and grid["h"] > 0
+        assert min(grid["x"], grid["y"]) >= 0, panel["title"]
+        assert min(grid["w"], grid["h"]) > 0, panel["title"]
         assert grid["x"] + grid["w"] <= GRID_COLUMNS, panel["title"]
     for first, second in combinations(found, 2):
         assert not overlap(first["gridPos"], second["gridPos"]), (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.promql import (
-    UnsupportedExpression,
+    UnsupportedExpressionError,
     alert_rules,
     family_names,
     inputs,
@@ -51,11 +51,11 @@ def test_inputs_drop_comparisons_and_relax_matchers(condition: str, expected: st
 
 
 def test_inputs_refuse_what_they_cannot_rewrite_soundly() -> None:
-    with pytest.raises(UnsupportedExpression, match="group_left"):
+    with pytest.raises(UnsupportedExpressionError, match="group_left"):
         inputs("a > on (x) group_left (y) b")
-    with pytest.raises(UnsupportedExpression, match="cannot read"):
+    with pytest.raises(UnsupportedExpressionError, match="cannot read"):
         tokens("a # b")
-    with pytest.raises(UnsupportedExpression, match="matchers"):
+    with pytest.raises(UnsupportedExpressionError, match="matchers"):
         relax_matchers("{job}")
 
 
