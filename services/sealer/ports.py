@@ -110,6 +110,10 @@ class SealerMetrics(Protocol):
 
     def sealed(self, events: int, *, height: int, cut_seconds: float) -> None: ...
 
+    def published_to_sealed(self, seconds: Sequence[float]) -> None:
+        """Per event of a stored block: from its CloudEvents `time` to the block's
+        `sealed_at`, in seconds (never negative: clock skew is clamped to 0)."""
+
     def rejected(self, reason: str) -> None: ...
 
     def at_height(self, height: int) -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from shared.canonical import canonicalize
 from shared.chain import ChainState, ChainVerifier
 from shared.crypto import SigningKey
 from shared.envelope import EventRejected, ParsedEvent, parse_event
+from shared.events import parse_timestamp
 from shared.events.ledger import RejectionRecorded
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class NullMetrics:
     """`SealerMetrics` that counts nothing (tests that do not look)."""
 
     def sealed(self, events: int, *, height: int, cut_seconds: float) -> None:
+        pass
+
+    def published_to_sealed(self, seconds: Sequence[float]) -> None:
         pass
 
     def rejected(self, reason: str) -> None:
@@ -75,6 +79,27 @@ def _parse(message: SourceMessage) -> ParsedEvent | EventRejected:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def publish_to_seal_seconds(block: Block) -> list[float]:
+    """How long each event of `block` waited, from its publisher's `time` to the block's
+    `sealed_at`; a publisher's clock ahead of ours would give a negative wait: 0 instead.
+
+    Events of one block often share their `time` (a batch published at once), so each
+    distinct value is parsed once.
+    """
+    sealed_at = parse_timestamp(block.header.sealed_at)
+    waits: dict[object, float] = {}
+    out = []
+    for event in block.events:
+        published = event.get("time")
+        wait = waits.get(published)
+        if wait is None:
+            # Admission checked `time` (RFC 3339 UTC): every sealed event has a valid one.
+            moment = parse_timestamp(str(published))
+            wait = waits[published] = max(0.0, (sealed_at - moment).total_seconds())
+        out.append(wait)
+    return out
 
 
 class Sealer:
@@ -350,6 +375,7 @@ class Sealer:
         self._commit(positions)
         elapsed = self._monotonic() - (opened_at if opened_at is not None else self._monotonic())
         self._metrics.sealed(builder.event_count, height=height, cut_seconds=elapsed)
+        self._metrics.published_to_sealed(publish_to_seal_seconds(block))
         log.info(
             "block sealed",
             extra={"height": height, "events": builder.event_count, "block_hash": block.block_hash},

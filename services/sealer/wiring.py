@@ -17,7 +17,7 @@ from services.sealer.config import SealerSettings
 from services.sealer.service import Sealer
 from shared.runtime.app import service_app
 from shared.runtime.identity import ServiceIdentity, load_identity
-from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.metrics import ConsumerLagMetrics, ServiceMetrics
 from shared.runtime.server import request_exit, run_service
 from shared.store import Database, open_database
 
@@ -33,7 +33,10 @@ def build_component(
     migrate_sealer(database)
     kafka = settings.kafka()
     source = KafkaEventSource(
-        kafka=kafka, topics=settings.topics, group_id=f"careledger-{settings.instance_name}"
+        kafka=kafka,
+        topics=settings.topics,
+        group_id=f"careledger-{settings.instance_name}",
+        statistics=ConsumerLagMetrics.of(metrics.registry).reporter("sealer"),
     )
     publisher = KafkaLedgerPublisher(kafka=kafka, topics=settings.topics)
     # Unique per process: a restarted sealer is a new holder and waits for the old lease to

@@ -120,4 +120,11 @@ class ValidatorMetrics(Protocol):
         """An attestation did not verify and was dropped."""
 
     def finalized(self, *, height: int) -> None:
-        """The block at `height` reached the quorum."""
+        """The block at `height` reached the quorum (also said at a restart, for the gauge)."""
+
+    def sealed_to_final(self, *, seconds: float) -> None:
+        """This validator just saw a block become final, `seconds` after its `sealed_at`."""
+
+    def fault(self, *, reason: str) -> None:
+        """A fault was detected: a refused block or an alarm (`reason` is a stable code of
+        `core.faults.FAULT_CODES`, never a class name)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +22,7 @@ from services.validator.core.faults import (
     STORE_TAMPERED,
     Fault,
     FaultBoard,
+    fault_code,
 )
 from services.validator.errors import (
     DuplicateMismatchError,
@@ -46,12 +49,43 @@ from shared.attestation import (
 from shared.block import Block, ChainError, block_from_json, block_to_json, verify_block_signature
 from shared.chain import ChainState, ChainVerifier
 from shared.crypto import SigningKey
+from shared.events import parse_timestamp
 from shared.genesis import GenesisConfig
 from shared.merkle import (
     root_at,
 )
 
 log = logging.getLogger(__name__)
+
+#: How many attested, not yet final blocks keep their `sealed_at` in memory; beyond that (a
+#: finality stalled for long) it is read back from the stored block when it becomes final.
+_PENDING_SEALED_AT = 4096
+
+
+class NullValidatorMetrics:
+    """`ValidatorMetrics` that counts nothing (tests that do not look)."""
+
+    def block_verified(self, *, height: int, events: int, seconds: float) -> None:
+        pass
+
+    def block_refused(self, *, reason: str) -> None:
+        pass
+
+    def attestation_refused(self, *, reason: str) -> None:
+        pass
+
+    def finalized(self, *, height: int) -> None:
+        pass
+
+    def sealed_to_final(self, *, seconds: float) -> None:
+        pass
+
+    def fault(self, *, reason: str) -> None:
+        pass
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Validator:
@@ -65,17 +99,23 @@ class Validator:
         genesis: GenesisConfig,
         genesis_event: dict[str, Any],
         publisher: AttestationPublisher,
-        metrics: ValidatorMetrics,
+        metrics: ValidatorMetrics | None = None,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._key = key
         self._genesis = genesis
         self._genesis_event = genesis_event
         self._publisher = publisher
-        self._metrics = metrics
+        self._metrics: ValidatorMetrics = metrics or NullValidatorMetrics()
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
         self._state: ChainState | None = None
         self._faults = FaultBoard()
         self._rewound_at: int | None = None  # the head at the last MissingBlocksError
+        #: `sealed_at` of attested blocks not final yet, by height (see _PENDING_SEALED_AT).
+        self._pending_sealed_at: dict[int, str] = {}
 
     @property
     def state(self) -> ChainState | None:
@@ -109,7 +149,7 @@ class Validator:
             self._audit()
         except StoreIntegrityError as exc:
             height = exc.context.get("height")
-            self._faults.report(Fault(STORE_TAMPERED, height, _jsonable(exc.evidence())))
+            self._report(Fault(STORE_TAMPERED, height, _jsonable(exc.evidence())), STORE_TAMPERED)
             log.error("the store fails its audit", extra={"detail": exc.message})
             raise
 
@@ -180,7 +220,7 @@ class Validator:
     def receive_block(self, raw: bytes, *, offset: int | None = None) -> Attestation | None:
         """Verify, store and attest one `ledger.blocks` message; return the attestation made
         (None when it was refused or ignored). Store errors propagate: retry the message."""
-        started = time.perf_counter()
+        started = self._monotonic()
         try:
             block = block_from_json(raw)
         except ChainError as exc:
@@ -209,7 +249,7 @@ class Validator:
         self._state = verified.state
         self._faults.head_moved()
         self._metrics.block_verified(
-            height=height, events=len(block.events), seconds=time.perf_counter() - started
+            height=height, events=len(block.events), seconds=self._monotonic() - started
         )
         return self._attest(block)
 
@@ -278,7 +318,7 @@ class Validator:
             conflicting=conflicting,
         )
         self._store.add_refusal(refusal, offset=offset)
-        self._faults.report(_fault_of(refusal))
+        self._report(_fault_of(refusal), fault_code(error))
         self._metrics.block_refused(reason=reason)
         # Evidence carries hashes, heights and field names, never event contents.
         log.error(
@@ -290,8 +330,15 @@ class Validator:
         attestation = sign_attestation(block.header, self._key)
         self._store.add_attestation(attestation, offset=None)
         self._publisher.publish(attestation)
+        self._remember_sealed_at(block)
         self._update_finality(block.header.height)
         return attestation
+
+    def _remember_sealed_at(self, block: Block) -> None:
+        pending = self._pending_sealed_at
+        pending[block.header.height] = block.header.sealed_at
+        if len(pending) > _PENDING_SEALED_AT:
+            del pending[min(pending)]
 
     # --- attestations ----------------------------------------------------------------
 
@@ -335,6 +382,7 @@ class Validator:
     def _update_finality(self, height: int) -> None:
         stored = self._store.block_at(height)
         if stored is None or stored.final:
+            self._pending_sealed_at.pop(height, None)
             return
         try:
             final = final_block_hash(
@@ -359,10 +407,28 @@ class Validator:
             return
         self._store.mark_final(height)
         self._metrics.finalized(height=height)
+        sealed_at = self._pending_sealed_at.pop(height, None)
+        if sealed_at is None:  # attested before a restart, or evicted: read it back
+            sealed_at = str(json.loads(stored.raw)["header"]["sealed_at"])
+        waited = self._wall_clock() - parse_timestamp(sealed_at)
+        self._metrics.sealed_to_final(seconds=max(0.0, waited.total_seconds()))
 
     def _alarm(self, reason: str, height: int, evidence: dict[str, Any]) -> None:
-        self._faults.report(Fault(reason, height, evidence))
+        self._report(Fault(reason, height, evidence), reason)
         log.error("finality alarm", extra={"height": height, "detail": evidence.get("message")})
+
+    def _report(self, fault: Fault, code: str) -> None:
+        """Show `fault` (`core.faults`) and count it under its stable `code`; an alarm raised
+        again while it is shown (each attestation of a conflicting height) counts once."""
+        shown = self._faults.current
+        again = (
+            fault.is_alarm
+            and shown is not None
+            and (shown.reason, shown.height) == (fault.reason, fault.height)
+        )
+        self._faults.report(fault)
+        if not again:
+            self._metrics.fault(reason=code)
 
 
 def _fault_of(refusal: Refusal) -> Fault:

@@ -14,7 +14,7 @@ from services.validator.queries import ChainQueries
 from services.validator.service import Validator
 from shared.runtime.app import service_app
 from shared.runtime.identity import load_identity
-from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.metrics import ConsumerLagMetrics, ServiceMetrics
 from shared.runtime.server import run_service
 from shared.store import open_database
 from shared.topics import LEDGER_ATTESTATIONS, LEDGER_BLOCKS
@@ -50,6 +50,7 @@ def build(settings: ValidatorSettings) -> FastAPI:
         attestations_topic=topics.physical(LEDGER_ATTESTATIONS),
         client_name=settings.instance_name,
         audit=settings.audit_on_start,
+        statistics=ConsumerLagMetrics.of(metrics.registry).reporter("validator"),
     )
     return service_app(
         settings,

@@ -26,8 +26,9 @@ from shared.follower.core import (
     MissingBlocksError,
 )
 from shared.kafka import KafkaSettings
-from shared.kafka.consume import consume_available
+from shared.kafka.consume import consume_available, store_position
 from shared.runtime.component import NotReadyError
+from shared.runtime.metrics import ConsumerLagMetrics
 from shared.topics import LEDGER_BLOCKS, TopicNames
 
 __all__ = ["ChainFollower"]
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 _BATCH = 100
 _POLL_SECONDS = 0.2
 _MAX_BACKOFF = 5.0
+_CONSUMER_OVERRIDES: dict[str, Any] = {"enable.partition.eof": False}
 
 
 class ChainFollower:
@@ -81,6 +83,7 @@ class ChainFollower:
             registry=registry,
         )
         self._height.set(-1)
+        self._lag = ConsumerLagMetrics.of(registry)
 
     def start(self) -> None:
         self._stop.clear()
@@ -113,7 +116,9 @@ class ChainFollower:
                     follower, start = self._prepare()
                     if consumer is None:
                         config = self._kafka.consumer_config(
-                            f"careledger-{self._client_name}", **{"enable.partition.eof": False}
+                            f"careledger-{self._client_name}",
+                            statistics=self._lag.reporter("follower"),
+                            **_CONSUMER_OVERRIDES,
                         )
                         consumer = self._consumer_factory(config)
                     consumer.assign([TopicPartition(self._topic, 0, start)])
@@ -163,6 +168,10 @@ class ChainFollower:
                 outcome = self._handle(consumer, follower, message)
                 if outcome == "fault":
                     return
+                if outcome in {"applied", "ignored"}:
+                    # Done with (its effect stored): librdkafka's lag counts from here. No
+                    # commit: the position lives in the service's store.
+                    store_position(consumer, message)
                 if outcome == "rewound":
                     break  # the rest of the batch was fetched before the seek
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
@@ -31,6 +32,10 @@ class KafkaSettings(BaseModel):
     #: median publish→final; 10 ms gave ~310 ms but made the broker burn ~130 µs of CPU per
     #: sealed event on idle fetches; 100 ms: ~350 ms and ~30 µs (docs/performance.md).
     fetch_wait_max_ms: int = Field(default=100, ge=1, le=10_000)
+    #: How often a consumer given a statistics callback reports (consumer lag, see
+    #: `shared.kafka.lag`). Each report is a JSON document of a few kB per partition parsed
+    #: on the consumer's thread: seconds, not milliseconds.
+    statistics_interval_ms: int = Field(default=5000, ge=500, le=300_000)
 
     def client_config(self) -> dict[str, Any]:
         """Settings common to producers, consumers and admin clients."""
@@ -62,12 +67,26 @@ class KafkaSettings(BaseModel):
             **overrides,
         }
 
-    def consumer_config(self, group_id: str, **overrides: Any) -> dict[str, Any]:
+    def consumer_config(
+        self,
+        group_id: str,
+        *,
+        statistics: Callable[[str], None] | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
         """A consumer that never auto-commits: offsets are stored with the effect they caused.
 
         The short session timeout keeps group joins fast (about 3 s instead of 23 s on the
-        embedded broker, see docs/adr/0002-embedded-broker.md).
+        embedded broker, see docs/adr/0002-embedded-broker.md). With `statistics`, librdkafka
+        hands it its statistics JSON every `statistics_interval_ms`, from the thread that
+        polls the consumer.
         """
+        if statistics is not None:
+            overrides = {
+                "statistics.interval.ms": self.statistics_interval_ms,
+                "stats_cb": statistics,
+                **overrides,
+            }
         return {
             **self.client_config(),
             "group.id": group_id,

@@ -10,9 +10,14 @@ form under load (the fetch queue is full), and a lone message is handled at once
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
-__all__ = ["BatchConsumer", "consume_available"]
+from confluent_kafka import KafkaException
+
+__all__ = ["BatchConsumer", "consume_available", "store_position"]
+
+log = logging.getLogger(__name__)
 
 
 class BatchConsumer(Protocol):
@@ -33,3 +38,14 @@ def consume_available(consumer: BatchConsumer, *, max_messages: int, timeout: fl
     if max_messages == 1:
         return [first]
     return [first, *consumer.consume(num_messages=max_messages - 1, timeout=0)]
+
+
+def store_position(consumer: Any, message: Any) -> None:
+    """Tell librdkafka that `message` is done with (its effect is stored), so the lag in its
+    statistics counts from there (`shared.kafka.lag`). Nothing is committed: positions live
+    in the service's store. A refusal (the partition is no longer assigned) only leaves the
+    lag behind, never the messages, so it is logged rather than raised."""
+    try:
+        consumer.store_offsets(message=message)
+    except KafkaException as exc:
+        log.debug("offset not stored for the lag statistics", extra={"error": str(exc)})

@@ -19,7 +19,7 @@ from shared.runtime.component import BrokerProbe, CheckedResource, Component, No
 from shared.runtime.errors import install_error_handlers
 from shared.runtime.identity import ServiceIdentity
 from shared.runtime.logging import request_id
-from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.metrics import ServiceMetrics, StoreErrorMetrics
 from shared.runtime.settings import ServiceSettings
 from shared.store import Database
 
@@ -83,6 +83,7 @@ def service_app(
 ) -> FastAPI:
     """A service's app: the skeleton every service has (its store, a view of the broker) plus
     the components and routes of its own."""
+    database.watch_errors(StoreErrorMetrics(metrics.registry).seen)
     skeleton: list[Component] = [
         CheckedResource(name="store", ping=database.ping, close=database.close),
         BrokerProbe(kafka=settings.kafka()),

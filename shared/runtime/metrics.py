@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from typing import ClassVar, Final
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from shared.kafka.lag import consumer_lags
+from shared.store.errors import OPERATIONS
+
+log = logging.getLogger(__name__)
 
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -84,3 +95,82 @@ class OutboxPrometheusMetrics:
 
     def delivery_latency(self, topic: str, seconds: float) -> None:
         self._latency.labels(topic).observe(seconds)
+
+
+class StoreErrorMetrics:
+    """careledger_store_errors_total{operation}: errors the service's database raised,
+    counted by `Database.watch_errors` (operation: `shared.store.errors.OPERATIONS`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._errors = Counter(
+            "careledger_store_errors",
+            "Database errors seen by the service's store, by kind of operation",
+            ["operation"],
+            registry=registry,
+        )
+        for operation in OPERATIONS:
+            self._errors.labels(operation)  # every operation shows from the start, at 0
+
+    def seen(self, operation: str) -> None:
+        self._errors.labels(operation).inc()
+
+
+#: The `consumer` label of careledger_kafka_consumer_lag_messages: one per kind of consumer.
+LAG_CONSUMERS: Final = frozenset({"sealer", "validator", "follower", "billing_engine"})
+
+
+class ConsumerLagMetrics:
+    """careledger_kafka_consumer_lag_messages{consumer,topic,partition}: one gauge per
+    registry, shared by every consumer of the process (`of`); each consumer feeds it through
+    its own `reporter`.
+    """
+
+    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, ConsumerLagMetrics]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.gauge = Gauge(
+            "careledger_kafka_consumer_lag_messages",
+            "Messages in a partition past the consumer's stored or committed position",
+            ["consumer", "topic", "partition"],
+            registry=registry,
+        )
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> ConsumerLagMetrics:
+        """The lag gauge of `registry`, registered there at the first call."""
+        with cls._lock:
+            found = cls._by_registry.get(registry)
+            if found is None:
+                found = cls._by_registry[registry] = cls(registry)
+            return found
+
+    def reporter(self, consumer: str) -> Callable[[str], None]:
+        """A librdkafka `stats_cb` for one consumer (`consumer` is one of LAG_CONSUMERS).
+
+        A partition that no longer reports a lag (unassigned, or its position unknown for a
+        moment) loses its series rather than keep showing a stale value.
+        """
+        if consumer not in LAG_CONSUMERS:
+            raise ValueError(f"unknown consumer {consumer!r}: one of {sorted(LAG_CONSUMERS)}")
+        shown: set[tuple[str, str]] = set()
+
+        def on_statistics(statistics: str) -> None:
+            try:
+                lags = consumer_lags(statistics)
+            except ValueError as exc:  # json.JSONDecodeError is one too
+                log.warning("unreadable librdkafka statistics", extra={"error": str(exc)})
+                return
+            now = set()
+            for lag in lags:
+                labels = (lag.topic, str(lag.partition))
+                self.gauge.labels(consumer, *labels).set(lag.messages)
+                now.add(labels)
+            for labels in shown - now:
+                self.gauge.remove(consumer, *labels)
+            shown.clear()
+            shown.update(now)
+
+        return on_statistics

@@ -50,6 +50,8 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_ca_location: str | None = None
     kafka_fetch_wait_max_ms: int = Field(default=100, ge=1, le=10_000)
+    #: How often each consumer reports its lag (careledger_kafka_consumer_lag_messages).
+    kafka_statistics_interval_ms: int = Field(default=5000, ge=500, le=300_000)
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_prod(self) -> Self:
@@ -106,6 +108,7 @@ class ServiceSettings(BaseSettings):
             sasl_password=self.kafka_sasl_password,
             ssl_ca_location=self.kafka_ssl_ca_location,
             fetch_wait_max_ms=self.kafka_fetch_wait_max_ms,
+            statistics_interval_ms=self.kafka_statistics_interval_ms,
             client_id=f"careledger-{self.instance_name}",
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.errors import CareLedgerError
+from shared.store.errors import watch_errors
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Database:
         self._write_lock = threading.Lock()
         self._writer: int | None = None
         self._closed = False
+        self._errors_watched = False
 
     @property
     def engine(self) -> Engine:
@@ -74,6 +76,15 @@ class Database:
             with connection.begin() as tx:
                 yield connection
                 tx.rollback()
+
+    def watch_errors(self, seen: Callable[[str], None]) -> None:
+        """Call `seen(operation)` for every database error (`shared.store.errors`): hooked
+        once per database, by the service's wiring; a second hook is ignored."""
+        if self._errors_watched:
+            log.debug("database errors are already watched")
+            return
+        self._errors_watched = True
+        watch_errors(self._engine, seen)
 
     def ping(self) -> bool:
         """True when a connection answers `SELECT 1` (for /readyz); never raises."""

@@ -25,23 +25,34 @@ log = logging.getLogger(__name__)
 
 #: A block holds up to max_bytes of events plus its header; room for the JSON around them.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+_CONSUMER_OVERRIDES: dict[str, Any] = {
+    "enable.partition.eof": False,
+    "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
+}
 
 
 class KafkaEventSource:
     """`EventSource`: every partition of the four input topics, assigned explicitly."""
 
-    def __init__(self, *, kafka: KafkaSettings, topics: TopicNames, group_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        kafka: KafkaSettings,
+        topics: TopicNames,
+        group_id: str,
+        statistics: Callable[[str], None] | None = None,
+    ) -> None:
         self._kafka = kafka
         self._topics = topics
         self._group_id = group_id
+        self._statistics = statistics  # librdkafka's stats_cb: consumer lag
         self._consumer: Any = None
 
     def open(self, positions: Mapping[PartitionKey, int]) -> None:
         self.close()
         consumer = Consumer(
             self._kafka.consumer_config(
-                self._group_id,
-                **{"enable.partition.eof": False, "fetch.message.max.bytes": MAX_MESSAGE_BYTES},
+                self._group_id, statistics=self._statistics, **_CONSUMER_OVERRIDES
             )
         )
         try:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 CUT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: From a publisher's clock to ours: milliseconds when flowing, minutes when the sealer was
+#: down or behind, so the buckets reach further than a block cut's.
+PUBLISH_TO_SEAL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class PrometheusSealerMetrics:
@@ -39,12 +44,23 @@ class PrometheusSealerMetrics:
             buckets=CUT_BUCKETS,
             registry=registry,
         )
+        self._publish_to_seal = Histogram(
+            "careledger_sealer_publish_to_seal_seconds",
+            "Per sealed event: from its CloudEvents time to its block's sealed_at (skew: 0)",
+            buckets=PUBLISH_TO_SEAL_BUCKETS,
+            registry=registry,
+        )
 
     def sealed(self, events: int, *, height: int, cut_seconds: float) -> None:
         self._events.inc(events)
         self._blocks.inc()
         self._height.set(height)
         self._cut.observe(cut_seconds)
+
+    def published_to_sealed(self, seconds: Sequence[float]) -> None:
+        observe = self._publish_to_seal.observe
+        for wait in seconds:
+            observe(wait)
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(reason).inc()

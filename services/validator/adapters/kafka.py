@@ -26,7 +26,7 @@ from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, ChainSt
 from services.validator.service import Validator
 from shared.attestation import Attestation
 from shared.kafka import KafkaSettings
-from shared.kafka.consume import consume_available
+from shared.kafka.consume import consume_available, store_position
 from shared.runtime.component import NotReadyError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 _BATCH = 200
 _POLL_SECONDS = 0.2
 _MAX_BACKOFF = 5.0
+_CONSUMER_OVERRIDES: dict[str, Any] = {"enable.partition.eof": False}
 
 
 class KafkaAttestationPublisher:
@@ -103,6 +104,7 @@ class ValidationLoop:
         attestations_topic: str,
         client_name: str,
         audit: bool = True,
+        statistics: Callable[[str], None] | None = None,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
     ) -> None:
         self._validator = validator
@@ -113,6 +115,7 @@ class ValidationLoop:
         self._attestations_topic = attestations_topic
         self._client_name = client_name
         self._consumer_factory = consumer_factory
+        self._statistics = statistics  # librdkafka's stats_cb: consumer lag
         self._consumer: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -173,7 +176,9 @@ class ValidationLoop:
         self._validator.reattest_pending()
         if self._consumer is None:
             config = self._kafka.consumer_config(
-                f"careledger-{self._client_name}", **{"enable.partition.eof": False}
+                f"careledger-{self._client_name}",
+                statistics=self._statistics,
+                **_CONSUMER_OVERRIDES,
             )
             self._consumer = self._consumer_factory(config)
         self._consumer.assign(
@@ -224,6 +229,9 @@ class ValidationLoop:
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             else:
                 self._trouble = None
+                # The effect is stored: librdkafka's lag counts from here (no commit: the
+                # position lives in our store, see the module docstring).
+                store_position(self._consumer, message)
                 return False
         return False
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.validator.core.faults import FAULT_CODES
+
 VERIFY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: From the sealer's clock to ours, through the block's delivery and a quorum's attestations:
+#: a fraction of a second when flowing, minutes when validators were down or catching up.
+SEAL_TO_FINAL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 
 
 class PrometheusValidatorMetrics:
-    """`ValidatorMetrics` as Prometheus series (labels: error class names only)."""
+    """`ValidatorMetrics` as Prometheus series. Labels are bounded sets: the refusal counters
+    carry error class names (kept for existing dashboards), the faults counter stable codes."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._final = -1
@@ -50,6 +56,20 @@ class PrometheusValidatorMetrics:
             buckets=VERIFY_BUCKETS,
             registry=registry,
         )
+        self._seal_to_final = Histogram(
+            "careledger_validator_seal_to_final_seconds",
+            "Per block: from its sealed_at to this validator seeing it final (quorum)",
+            buckets=SEAL_TO_FINAL_BUCKETS,
+            registry=registry,
+        )
+        self._faults = Counter(
+            "careledger_validator_faults",
+            "Faults detected (refused blocks and alarms), by stable reason code",
+            ["reason"],
+            registry=registry,
+        )
+        for code in sorted(FAULT_CODES):
+            self._faults.labels(code)  # every reason shows from the start, at 0
 
     def block_verified(self, *, height: int, events: int, seconds: float) -> None:
         self._height.set(height)
@@ -63,6 +83,12 @@ class PrometheusValidatorMetrics:
 
     def attestation_refused(self, *, reason: str) -> None:
         self._attestations_refused.labels(reason).inc()
+
+    def sealed_to_final(self, *, seconds: float) -> None:
+        self._seal_to_final.observe(seconds)
+
+    def fault(self, *, reason: str) -> None:
+        self._faults.labels(reason).inc()
 
     def finalized(self, *, height: int) -> None:
         # Finality can be learnt out of order (attestations race blocks): never go back.

@@ -10,10 +10,65 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from services.validator.errors import (
+    DuplicateMismatchError,
+    EquivocationError,
+    StoreIntegrityError,
+)
+from shared.block import (
+    BlockFormatError,
+    BlockHashError,
+    BlockSignatureError,
+    ChainError,
+    SourceOffsetError,
+)
+from shared.chain import (
+    BlockHeaderError,
+    BlockLinkError,
+    ChainStateError,
+    EventAdmissionError,
+    GenesisBlockError,
+    LogRootError,
+    TreeSizeError,
+)
+
 EQUIVOCATION: Final = "equivocation"
 FINALITY_CONFLICT: Final = "finality_conflict"
 STORE_TAMPERED: Final = "store_tampered"
 ALARMS: Final = frozenset({EQUIVOCATION, FINALITY_CONFLICT, STORE_TAMPERED})
+
+#: The stable code of each kind of refused block, for metrics (`fault_code`). Most specific
+#: class first; a `ChainError` of no listed kind is `invalid_block`.
+_REFUSAL_CODES: Final[tuple[tuple[type[ChainError], str], ...]] = (
+    (EquivocationError, EQUIVOCATION),
+    (StoreIntegrityError, STORE_TAMPERED),
+    (DuplicateMismatchError, "duplicate_mismatch"),
+    (BlockFormatError, "malformed_block"),
+    (BlockHashError, "bad_block_hash"),
+    (BlockSignatureError, "bad_block_signature"),
+    (SourceOffsetError, "bad_source_offsets"),
+    (BlockLinkError, "broken_link"),
+    (BlockHeaderError, "bad_header"),
+    (GenesisBlockError, "bad_genesis"),
+    (TreeSizeError, "bad_tree_size"),
+    (LogRootError, "bad_log_root"),
+    (EventAdmissionError, "inadmissible_event"),
+    (ChainStateError, "bad_chain_state"),
+)
+INVALID_BLOCK: Final = "invalid_block"
+
+#: Every reason `careledger_validator_faults_total` can carry: a bounded, stable set.
+FAULT_CODES: Final = frozenset(
+    {code for _, code in _REFUSAL_CODES} | {FINALITY_CONFLICT, INVALID_BLOCK}
+)
+
+
+def fault_code(error: ChainError) -> str:
+    """The stable snake_case code of a refused block's error (never its class name)."""
+    for kind, code in _REFUSAL_CODES:
+        if isinstance(error, kind):
+            return code
+    return INVALID_BLOCK
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ class FakeConsumer:
     batches: list[list[FakeMessage]]
     assigned: list[Any] = field(default_factory=list)
     seeks: list[Any] = field(default_factory=list)
+    stored: list[tuple[str, int]] = field(default_factory=list)
     closed: bool = False
 
     def assign(self, partitions: list[Any]) -> None:
@@ -62,6 +63,9 @@ class FakeConsumer:
 
     def seek(self, partition: Any) -> None:
         self.seeks.append(partition)
+
+    def store_offsets(self, message: FakeMessage) -> None:
+        self.stored.append((message.topic(), message.offset()))
 
     def close(self) -> None:
         self.closed = True
@@ -160,6 +164,8 @@ def test_it_resumes_after_the_stored_offsets_and_retries_a_failing_store() -> No
         loop.stop()
     assert [(p.topic, p.offset) for p in consumer.assigned] == [("b", 8), ("a", OFFSET_BEGINNING)]
     assert validator.seen == [("block", 8), ("attestation", 3)]
+    # Stored in librdkafka (for its lag statistics) once applied, never before.
+    assert consumer.stored == [("b", 8), ("a", 3)]
     assert consumer.closed
 
 
@@ -180,6 +186,7 @@ def test_missing_blocks_rewind_the_blocks_topic_and_skip_the_rest_of_the_batch()
         loop.stop()
     assert [(p.topic, p.offset) for p in consumer.seeks] == [("b", OFFSET_BEGINNING)]
     assert validator.seen == [("attestation", 1), ("block", 0)]
+    assert consumer.stored == [("a", 1), ("b", 0)]  # not the block that was ahead
 
 
 def test_it_is_not_ready_while_a_message_keeps_failing() -> None:
