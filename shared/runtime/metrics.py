@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import ClassVar, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from shared.kafka.lag import consumer_lags
+from shared.kafka.lag import PartitionLag, consumer_lags
 from shared.store.errors import OPERATIONS
 
 log = logging.getLogger(__name__)
@@ -148,14 +148,8 @@ class ConsumerLagMetrics:
             return found
 
     def reporter(self, consumer: str) -> Callable[[str], None]:
-        """A librdkafka `stats_cb` for one consumer (`consumer` is one of LAG_CONSUMERS).
-
-        A partition that no longer reports a lag (unassigned, or its position unknown for a
-        moment) loses its series rather than keep showing a stale value.
-        """
-        if consumer not in LAG_CONSUMERS:
-            raise ValueError(f"unknown consumer {consumer!r}: one of {sorted(LAG_CONSUMERS)}")
-        shown: set[tuple[str, str]] = set()
+        """A librdkafka `stats_cb` for one consumer (`consumer` is one of LAG_CONSUMERS)."""
+        show = self.setter(consumer)
 
         def on_statistics(statistics: str) -> None:
             try:
@@ -163,6 +157,21 @@ class ConsumerLagMetrics:
             except ValueError as exc:  # json.JSONDecodeError is one too
                 log.warning("unreadable librdkafka statistics", extra={"error": str(exc)})
                 return
+            show(lags)
+
+        return on_statistics
+
+    def setter(self, consumer: str) -> Callable[[Iterable[PartitionLag]], None]:
+        """Sets one consumer's series to the lags it is given, each time all of them.
+
+        A partition that no longer has a lag (unassigned, or its position unknown for a
+        moment) loses its series rather than keep showing a stale value.
+        """
+        if consumer not in LAG_CONSUMERS:
+            raise ValueError(f"unknown consumer {consumer!r}: one of {sorted(LAG_CONSUMERS)}")
+        shown: set[tuple[str, str]] = set()
+
+        def show(lags: Iterable[PartitionLag]) -> None:
             now = set()
             for lag in lags:
                 labels = (lag.topic, str(lag.partition))
@@ -173,4 +182,4 @@ class ConsumerLagMetrics:
             shown.clear()
             shown.update(now)
 
-        return on_statistics
+        return show

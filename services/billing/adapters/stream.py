@@ -32,11 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.errors import CareLedgerError
 from shared.kafka import KafkaSettings
+from shared.kafka.lag import PartitionLag
 from shared.runtime.component import NotReadyError
+from shared.runtime.metrics import ConsumerLagMetrics
 from shared.topics import CLINICAL_EVENTS, TopicNames
 
 __all__ = ["ConsultationStream", "StreamMessage", "StreamSettingsError"]
@@ -141,6 +145,12 @@ class ConsultationStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         self._state = "not started"
+        #: The next offset to handle per partition: the lag counts from it.
+        self._next: dict[int, int] = {}
+        self._lag_interval = kafka.statistics_interval_ms / 1000
+        self._show_lag = (
+            None if registry is None else ConsumerLagMetrics.of(registry).setter("billing_engine")
+        )
         self._handled = Counter(
             "careledger_billing_stream_messages_handled",
             "clinical.events messages the billing handler returned for",
@@ -244,6 +254,7 @@ class ConsultationStream:
                     if requested_stop.is_set():
                         await asyncio.Future()  # parked until app.stop() cancels the agent
                     message = event.message
+                    self._next.setdefault(message.partition, message.offset)
                     if self._select is not None and not self._select(message.value):
                         # Not the handler's: acked here, without the worker thread's round trip.
                         self._done(message.partition, message.offset)
@@ -257,8 +268,10 @@ class ConsultationStream:
                         idle.set()
 
             app.agent(topic, name=f"{self._app_id}.consultations", concurrency=1)(consume)
+            lag: asyncio.Future[None] | None = None
             try:
                 await app.start()
+                lag = asyncio.ensure_future(self._report_lag(app))
                 stopped = asyncio.ensure_future(app.wait_until_stopped())
                 requested = asyncio.ensure_future(requested_stop.wait())
                 await asyncio.wait({stopped, requested}, return_when=asyncio.FIRST_COMPLETED)
@@ -274,6 +287,8 @@ class ConsultationStream:
                 except TimeoutError:
                     log.warning("billing handler still busy at stop; its message is redone")
             finally:
+                if lag is not None:
+                    lag.cancel()
                 await app.stop()
                 executor.shutdown(wait=False, cancel_futures=True)
 
@@ -362,3 +377,32 @@ class ConsultationStream:
     def _done(self, partition: int, offset: int) -> None:
         self._handled.labels(str(partition)).inc()
         self._offset.labels(str(partition)).set(offset)
+        self._next[partition] = offset + 1
+
+    async def _report_lag(self, app: faust.App) -> None:
+        """careledger_kafka_consumer_lag_messages{consumer="billing_engine"} every
+        statistics interval: aiokafka's highwater minus the next offset to handle. Until a
+        partition's first message reached the agent, its position is aiokafka's, which runs
+        ahead of what faust buffered: a lower bound, exact from the first message on."""
+        show = self._show_lag
+        if show is None:
+            return
+        while True:
+            await asyncio.sleep(self._lag_interval)
+            try:
+                show(await self._lags(app.consumer))
+            except (ConsumerNotStarted, KafkaError, AssertionError) as exc:
+                # AssertionError: aiokafka's highwater() of a partition revoked meanwhile.
+                log.debug("billing stream lag not read", extra={"error": repr(exc)})
+
+    async def _lags(self, consumer: Any) -> list[PartitionLag]:
+        lags = []
+        for tp in sorted(consumer.assignment()):
+            end = consumer.highwater(tp)  # None until a fetch answered for the partition
+            done = self._next.get(tp.partition)
+            if done is None:
+                done = await consumer.position(tp)
+            if end is None or done is None:
+                continue
+            lags.append(PartitionLag(tp.topic, tp.partition, max(0, end - done)))
+        return lags

@@ -346,3 +346,41 @@ def test_settings_faust_cannot_express_are_refused(settings: KafkaSettings) -> N
             app_id="billing",
             registry=None,
         )
+
+
+LAG = "careledger_kafka_consumer_lag_messages"
+
+
+def test_the_lag_counts_what_is_not_handled_yet_per_partition(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[ConsultationStream],
+) -> None:
+    produce(kafka, topics, 30)
+    release = threading.Event()
+    recorder = Recorder()
+
+    def handler(message: StreamMessage) -> None:
+        recorder(message)
+        release.wait(DEADLINE)  # the first message holds the engine until released
+
+    registry = CollectorRegistry()
+    often = kafka.model_copy(update={"statistics_interval_ms": 500})
+    started.append(stream(often, topics, handler, app_id, registry))
+    started[0].start()
+    wait_for(lambda: recorder.count() == 1)
+    stuck = recorder.seen[0]
+    topic = topics.physical(CLINICAL_EVENTS)
+
+    def lag(partition: int) -> float | None:
+        labels = {"consumer": "billing_engine", "topic": topic, "partition": str(partition)}
+        return registry.get_sample_value(LAG, labels)
+
+    wait_for(lambda: (lag(stuck.partition) or 0) > 0)
+    behind = lag(stuck.partition)
+    release.set()
+    wait_for(lambda: recorder.count() == 30)
+    wait_for(lambda: all(lag(partition) == 0 for partition in range(PARTITIONS)))
+    # Stuck on its first message, the whole of that partition was behind.
+    assert behind == len(per_partition(recorder.seen)[stuck.partition]) - stuck.offset
