@@ -4,6 +4,7 @@ described panel's. Whether each query returns data is tests/e2e/test_prometheus.
 
 from __future__ import annotations
 
+import re
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from tests.e2e.promql import DASHBOARDS, ROOT, dashboard_queries, dashboards, panels
+from tests.unit.deploy.test_alert_rules import run_promtool
 
 PROVISIONING = ROOT / "deploy/grafana/provisioning"
 GRID_COLUMNS = 24
@@ -107,3 +109,18 @@ def test_no_query_hides_missing_data_or_needs_a_variable_prometheus_cannot_expan
     for query in dashboard_queries():
         assert "vector(" not in query.expr, query.where
         assert "$" not in query.expr.replace("${1}", ""), query.where
+
+
+def test_every_query_parses(tmp_path: Path) -> None:
+    """promtool parses each query as a recording rule, in milliseconds and without a server
+    (the e2e test then evaluates them against the real scrape)."""
+    queries = dashboard_queries()
+    rules = [
+        {"record": f"dashboard:{re.sub(r'[^a-z0-9]+', '_', q.where.lower())}", "expr": q.expr}
+        for q in queries
+    ]
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    checked = run_promtool("check", "rules", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in checked.stdout
