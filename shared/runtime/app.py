@@ -111,9 +111,8 @@ def _operations_router(
         """The process is alive and serving HTTP."""
         return {"status": "ok", **about}
 
-    @router.get("/readyz")
-    def readyz() -> JSONResponse:
-        """Every component (store, broker, consumers, relay) is ready; 503 says which is not."""
+    def readiness() -> dict[str, str]:
+        """Check every component and set the readiness gauges from what was found."""
         checks: dict[str, str] = {}
         for component in components:
             try:
@@ -124,8 +123,14 @@ def _operations_router(
             else:
                 checks[component.name] = "ok"
                 metrics.component_up.labels(component.name).set(1)
+        metrics.ready.set(1 if all(state == "ok" for state in checks.values()) else 0)
+        return checks
+
+    @router.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Every component (store, broker, consumers, relay) is ready; 503 says which is not."""
+        checks = readiness()
         ready = all(state == "ok" for state in checks.values())
-        metrics.ready.set(1 if ready else 0)
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "service": service, "checks": checks},
             status_code=200 if ready else 503,
@@ -133,6 +138,10 @@ def _operations_router(
 
     @router.get("/metrics")
     def prometheus_metrics() -> Response:
+        """Prometheus text format. Readiness is checked afresh for every scrape (checks are
+        cheap by contract): otherwise `careledger_ready` would only move when something
+        polled /readyz, and a deployment whose probes use /healthz would never alert."""
+        readiness()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -91,6 +91,26 @@ def test_readyz_is_503_and_says_which_component_is_not_ready() -> None:
         assert client.get("/readyz").status_code == 200
 
 
+def test_every_scrape_checks_readiness_afresh_without_readyz() -> None:
+    journal: list[str] = []
+    broker = FakeComponent("broker", journal, ready=False)
+    client, metrics = make_app([FakeComponent("store", journal), broker])
+
+    def sample(name: str, labels: dict[str, str] | None = None) -> float | None:
+        return metrics.registry.get_sample_value(name, labels or {})
+
+    with client:
+        assert client.get("/metrics").status_code == 200
+        assert sample("careledger_ready") == 0
+        assert sample("careledger_component_up", {"component": "broker"}) == 0
+        assert sample("careledger_component_up", {"component": "store"}) == 1
+        broker.ready = True  # nobody calls /readyz: the next scrape alone must see it
+        text = client.get("/metrics").text
+        assert sample("careledger_ready") == 1
+        assert sample("careledger_component_up", {"component": "broker"}) == 1
+    assert "careledger_ready" in text
+
+
 def test_metrics_label_routes_by_template_never_by_raw_path() -> None:
     client, _ = make_app([])
     with client:
