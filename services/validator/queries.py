@@ -68,6 +68,36 @@ class ChainQueries:
         attestations = json.dumps(self._attestations(height), separators=(",", ":"))
         return stored.raw[:-1] + b',"attestations":' + attestations.encode() + b"}"
 
+    def headers(self, first: int, limit: int) -> list[dict[str, Any]]:
+        """`/v1/blocks`: up to `limit` blocks from height `first`, without their events (the
+        header, block hash, sealer signature and attestations: all a client needs to check
+        each block's seal and finality)."""
+        head = self._store.head()
+        if head is None or first > head.height:
+            return []
+        last = min(head.height, first + limit - 1)
+        pages = []
+        for stored in self._store.blocks(first, last):
+            block = json.loads(stored.raw)
+            pages.append(
+                {
+                    "header": block["header"],
+                    "block_hash": block["block_hash"],
+                    "signature": block["signature"],
+                    "attestations": self._attestations(stored.height),
+                }
+            )
+        return pages
+
+    def genesis(self) -> dict[str, Any]:
+        """`/v1/genesis`: the genesis event as sealed in block 0 (a client pins its own copy
+        and compares; this answer is a convenience, never a root of trust)."""
+        stored = self._store.block_at(0)
+        if stored is None:
+            raise NoChainYetError("no block verified yet")
+        event: dict[str, Any] = json.loads(stored.raw)["events"][0]
+        return event
+
     def chain(self, first: int, last: int | None) -> Iterator[bytes]:
         """`/v1/chain`: the stored blocks as NDJSON lines."""
         head = self._store.head()

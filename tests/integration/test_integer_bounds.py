@@ -228,6 +228,22 @@ CASES = [
     Case(
         "validator",
         "get",
+        "/v1/blocks",
+        "from",
+        422,
+        lambda api, value: api.client.get("/v1/blocks", params={"from": value}),
+    ),
+    Case(
+        "validator",
+        "get",
+        "/v1/blocks",
+        "limit",
+        422,
+        lambda api, value: api.client.get("/v1/blocks", params={"limit": value}),
+    ),
+    Case(
+        "validator",
+        "get",
         "/v1/chain",
         "from",
         422,

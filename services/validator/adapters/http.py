@@ -33,6 +33,22 @@ def validator_router(queries: ChainQueries) -> APIRouter:
         except NoChainYetError as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
 
+    @router.get("/blocks")
+    def blocks(
+        first: Annotated[Count, Query(alias="from")] = 0,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` blocks from height `from`, ascending, headers only (no events)."""
+        return queries.headers(first, limit)
+
+    @router.get("/genesis")
+    def genesis() -> dict[str, Any]:
+        """The genesis event of block 0; 503 before genesis."""
+        try:
+            return queries.genesis()
+        except NoChainYetError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+
     @router.get("/blocks/{height}")
     def block(
         height: Annotated[int, Path(json_schema_extra=stated_range())],
