@@ -36,7 +36,7 @@ CORE_MODULES := shared/canonical.py,shared/crypto/*,shared/envelope.py,shared/ge
   shared/merkle/*,shared/block.py,shared/attestation.py,shared/admission.py,shared/chain.py,$\
   shared/events/*,services/records/core/*,services/billing/core/*
 
-system-tools: ## the Debian tools the suite runs for real (prometheus, promtool)
+system-tools: ## the Debian tools the suite runs for real (prometheus, promtool, chromium)
 	@.ci/system-tools
 
 test: lint system-tools ## lint, then the whole suite (unit, integration, end-to-end) and coverage gates

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.validator import __version__
+from services.validator.adapters.explorer import explorer_router
 from services.validator.adapters.http import validator_router
 from services.validator.adapters.kafka import KafkaAttestationPublisher, ValidationLoop
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
@@ -59,7 +60,10 @@ def build(settings: ValidatorSettings) -> FastAPI:
         database=database,
         metrics=metrics,
         components=[loop],
-        routers=[validator_router(ChainQueries(store=store, validator=validator))],
+        routers=[
+            validator_router(ChainQueries(store=store, validator=validator)),
+            explorer_router(),
+        ],
     )
 
 
