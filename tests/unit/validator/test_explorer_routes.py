@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from services.validator.adapters.explorer import explorer_router
@@ -52,3 +54,38 @@ def test_the_explorer_files_are_served_with_a_same_origin_policy() -> None:
         assert "default-src 'self'" in answer.headers["content-security-policy"]
     assert client.get("/explorer/../wiring.py").status_code == 404
     assert client.get("/explorer/nothing.js").status_code == 404
+
+
+def test_the_page_is_served_and_needs_nothing_the_policy_forbids() -> None:
+    """The page at /explorer/ (and /explorer redirects there); it loads only files that are
+    served, from this origin, and has no inline script, style or event handler (the CSP
+    would block them, so the page would silently not work)."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.include_router(explorer_router())
+    client = TestClient(app)
+    page = client.get("/explorer/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/explorer", follow_redirects=False).headers["location"] == "/explorer/"
+    assert client.get("/explorer/explorer.css").headers["content-type"].startswith("text/css")
+    html = page.text
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.DOTALL)
+    assert scripts, "the page loads its module"
+    for attributes, body in scripts:
+        assert 'src="' in attributes, attributes
+        assert body.strip() == ""
+    assert "<style" not in html
+    assert not re.search(r"\sstyle=", html)
+    assert not re.search(r"\son[a-z]+=", html)
+    referenced = re.findall(r'(?:src|href)="([^"#][^"]*)"', html)
+    assert referenced
+    for name in referenced:
+        assert "//" not in name, f"{name} is not of this origin"
+        assert client.get(f"/explorer/{name}").status_code == 200, name
+    imports = re.findall(r'from "\./([a-z]+\.js)"', client.get("/explorer/app.js").text)
+    assert {"verify.js", "codec.js"} <= set(imports)
+    for name in imports:
+        assert client.get(f"/explorer/{name}").status_code == 200, name
