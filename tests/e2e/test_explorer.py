@@ -208,7 +208,26 @@ def test_the_explorer_verifies_in_the_browser_and_shows_tampering(ledger: Runnin
             assert statuses == ["passed"] * 4
             page.locator("#consistency").screenshot(path=str(SHOTS / "consistency.png"))
             assert "No fault reported" in page.inner_text("#faults-summary")
+
+            def faulty_head(route: Any) -> None:
+                head = route.fetch().json()
+                head["fault"] = {"reason": "equivocation", "height": final, "sealer": "forked"}
+                route.fulfill(json=head)
+
+            def evidence(route: Any) -> None:
+                refused = {"reason": "bad_signature", "height": final, "evidence": {"n": 1}}
+                route.fulfill(json=[{**refused, "block": "e30", "conflicting": None}])
+
+            page.route("**/v1/head", faulty_head)
+            page.route("**/v1/evidence?*", evidence)
+            page.wait_for_selector("#head-fault:not([hidden])")  # the next poll shows it
+            assert "FAULT reported by this validator: equivocation at height" in page.inner_text(
+                "#head-fault"
+            )
+            page.wait_for_selector("#faults-summary.fault")
+            assert "bad_signature" in page.inner_text("#evidence-list")
             page.locator("#faults").screenshot(path=str(SHOTS / "faults.png"))
+            page.locator("#head").screenshot(path=str(SHOTS / "head-fault.png"))
             page.screenshot(path=str(SHOTS / "page.png"), full_page=True)
             assert errors == []
         finally:

@@ -197,12 +197,18 @@ function wireLookup() {
 
 let lastHeight = null;
 
+/** A fault or a piece of evidence in one line: its reason, height and the plain members of
+ * its evidence (hashes, heights, names); raw blocks are not shown. */
 function describeFault(fault) {
-  if (typeof fault === "string") return fault;
-  const reason = fault?.reason ?? fault?.kind ?? "fault";
-  const height = fault?.height !== undefined ? ` at height ${fault.height}` : "";
-  const detail = fault?.detail ?? fault?.message ?? "";
-  return `${reason}${height}${detail ? `: ${detail}` : ""}`;
+  if (typeof fault !== "object" || fault === null) return String(fault);
+  const { reason = "fault", height, evidence, block: _block, conflicting, ...rest } = fault;
+  const members = { ...rest, ...(typeof evidence === "object" && evidence !== null ? evidence : {}) };
+  const parts = Object.entries(members)
+    .filter(([, value]) => value !== null && typeof value !== "object")
+    .map(([name, value]) => `${name} ${short(value, 24)}`);
+  if (conflicting) parts.push("a conflicting block is kept");
+  const at = height !== undefined && height !== null ? ` at height ${height}` : "";
+  return `${reason}${at}${parts.length ? ` (${parts.join(", ")})` : ""}`;
 }
 
 async function refreshHead() {
@@ -349,12 +355,8 @@ function drawBars(svg, series) {
   for (const [k, v] of [["x1", 0], ["y1", 110], ["x2", 600], ["y2", 110]]) axis.setAttribute(k, String(v));
   axis.setAttribute("class", "axis");
   group.append(axis);
-  const peak = document.createElementNS(SVG, "text");
-  peak.setAttribute("x", "4");
-  peak.setAttribute("y", "12");
-  peak.setAttribute("class", "peak");
-  peak.textContent = `max ${max}`;
-  group.append(peak);
+  const caption = svg.closest("figure")?.querySelector(".peak");
+  if (caption) caption.textContent = series.length ? ` — highest bar ${max}, ${series.length} bars` : " — nothing yet";
   svg.append(group);
 }
 
