@@ -209,6 +209,23 @@ def test_the_explorer_verifies_in_the_browser_and_shows_tampering(ledger: Runnin
             page.locator("#consistency").screenshot(path=str(SHOTS / "consistency.png"))
             assert "No fault reported" in page.inner_text("#faults-summary")
 
+            page.reload()  # the pin is kept in this browser, and verified again
+            page.wait_for_selector("body[data-ready=true]")
+            status = page.inner_text("#genesis-status")
+            assert "kept in this browser" in status
+            assert fingerprint.hexdigest() in status
+            page.click("#forget-genesis")
+            assert "forgotten" in page.inner_text("#genesis-status")
+            page.fill("#lookup-source", target["source"])
+            page.fill("#lookup-id", target["id"])
+            page.press("#lookup-id", "Enter")
+            assert "Pin a genesis first" in page.inner_text("#lookup-verdict")
+            page.click("#trust-server")
+            page.wait_for_selector("#genesis-status.ok")
+            status = page.inner_text("#genesis-status")
+            assert "trusted once" in status
+            assert fingerprint.hexdigest() in status  # the same genesis as the file's
+
             def faulty_head(route: Any) -> None:
                 head = route.fetch().json()
                 head["fault"] = {"reason": "equivocation", "height": final, "sealer": "forked"}
