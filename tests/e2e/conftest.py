@@ -11,11 +11,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from careledger.broker import port_open
+from careledger.publish import complete_event
 from careledger.topology import BROKER_PORT, default_services
+from shared.crypto import SigningKey
 
 CARELEDGER = [sys.executable, "-m", "careledger"]
 
@@ -32,6 +35,21 @@ def free_offset() -> int:
         if not any(port_open("127.0.0.1", port) for port in ports):
             return offset
     raise RuntimeError("no free port range found")
+
+
+def clinical_note(key: SigningKey, n: int, encounter: str) -> dict[str, Any]:
+    """The `n`th signed clinical note of a demo video-consultation platform. Sealed like any
+    event, and not a consultation: billing answers consultations with events of its own,
+    and the tests count exactly the events they published."""
+    return complete_event(
+        {
+            "type": "org.careledger.clinical.note.signed.v1",
+            "subject": encounter,
+            "data": {"encounter": encounter, "n": n},
+        },
+        key=key,
+        default_source="https://videoconsult.example/app",
+    )
 
 
 @dataclass

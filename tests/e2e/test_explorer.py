@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from careledger.publish import complete_event, produce_event
+from careledger.publish import produce_event
 from careledger.topology import BROKER_PORT, default_services
 from shared.canonical import canonicalize
 from shared.kafka import KafkaSettings
 from shared.keystore import read_key_file
-from tests.e2e.conftest import RunningSystem, free_offset, start_system
+from tests.e2e.conftest import RunningSystem, clinical_note, free_offset, start_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -64,15 +64,7 @@ def publish(system: RunningSystem) -> list[dict[str, Any]]:
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{BROKER_PORT + system.offset}")
     events = []
     for n in range(EVENTS):
-        event = complete_event(
-            {
-                "type": "org.careledger.clinical.note.signed.v1",
-                "subject": f"enc-{n % 3}",
-                "data": {"encounter": f"enc-{n % 3}", "n": n},
-            },
-            key=key,
-            default_source="https://videoconsult.example/app",
-        )
+        event = clinical_note(key, n, f"enc-{n % 3}")
         produce_event(kafka, "clinical.events", event)
         events.append(event)
     return events

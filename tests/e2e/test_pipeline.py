@@ -20,7 +20,7 @@ from shared.block import block_from_json
 from shared.kafka import KafkaSettings
 from shared.keystore import read_genesis_file, read_key_file
 from shared.merkle import verify_consistency
-from tests.e2e.conftest import CARELEDGER, RunningSystem
+from tests.e2e.conftest import CARELEDGER, RunningSystem, clinical_note
 
 pytestmark = pytest.mark.e2e
 
@@ -56,17 +56,7 @@ def test_published_events_become_final_with_verifying_proofs(system: RunningSyst
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{BROKER_PORT + system.offset}")
     published = []
     for n in range(EVENTS):
-        event = complete_event(
-            {
-                # Not a consultation: billing would answer those with billing events of its
-                # own, and this test counts exactly the events it published.
-                "type": "org.careledger.clinical.note.signed.v1",
-                "subject": f"enc-{n % 7}",
-                "data": {"encounter": f"enc-{n % 7}", "n": n},
-            },
-            key=key,
-            default_source="https://videoconsult.example/app",
-        )
+        event = clinical_note(key, n, f"enc-{n % 7}")
         published.append(produce_event(kafka, "clinical.events", event))
     urls = validator_urls(system)
     heads = [wait_until_final(url, EVENTS + 1, timeout=60) for url in urls]

@@ -42,7 +42,7 @@ from careledger.devchain import generate_key
 from careledger.publish import complete_event, produce_event
 from careledger.topology import default_services
 from shared.auth import bearer_headers
-from tests.e2e.conftest import RunningSystem
+from tests.e2e.conftest import RunningSystem, clinical_note
 from tests.e2e.prometheus import Prometheus, running_prometheus, scrape_config, shortened_rules
 from tests.e2e.promql import (
     ALERTS,
@@ -121,15 +121,7 @@ def drive_traffic(system: RunningSystem, practice: Practice, keys: Path) -> None
     kafka = kafka_of(system)
     publisher = key(system, "publisher-demo")
     for n in range(5):  # sealed; billing ignores them (not consultations)
-        event = complete_event(
-            {
-                "type": "org.careledger.clinical.note.signed.v1",
-                "subject": f"enc-ops-{n}",
-                "data": {"encounter": f"enc-ops-{n}", "n": n},
-            },
-            key=publisher,
-            default_source="https://videoconsult.example/app",
-        )
+        event = clinical_note(publisher, n, f"enc-ops-{n}")
         produce_event(kafka, "clinical.events", event)
     stranger = generate_key(keys, "stranger")
     unknown = complete_event(
