@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from careledger.broker import port_open
@@ -50,6 +51,21 @@ def clinical_note(key: SigningKey, n: int, encounter: str) -> dict[str, Any]:
         key=key,
         default_source="https://videoconsult.example/app",
     )
+
+
+def wait_until_final(url: str, tree_size: int, *, timeout: float) -> dict[str, object]:
+    """The validator's head once its final block covers `tree_size` leaves."""
+    deadline = time.monotonic() + timeout
+    head: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        head = httpx.get(f"{url}/v1/head").json()
+        final = head.get("final_height")
+        if isinstance(final, int):
+            block = httpx.get(f"{url}/v1/blocks/{final}").json()
+            if block["header"]["tree_size"] >= tree_size:
+                return head
+        time.sleep(0.3)
+    raise AssertionError(f"{url} not final at tree size {tree_size}: {head}")
 
 
 @dataclass

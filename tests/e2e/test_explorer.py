@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,13 @@ from careledger.topology import BROKER_PORT, default_services
 from shared.canonical import canonicalize
 from shared.kafka import KafkaSettings
 from shared.keystore import read_key_file
-from tests.e2e.conftest import RunningSystem, clinical_note, free_offset, start_system
+from tests.e2e.conftest import (
+    RunningSystem,
+    clinical_note,
+    free_offset,
+    start_system,
+    wait_until_final,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -68,20 +73,6 @@ def publish(system: RunningSystem) -> list[dict[str, Any]]:
         produce_event(kafka, "clinical.events", event)
         events.append(event)
     return events
-
-
-def wait_until_final(url: str, tree_size: int, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    head: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        head = httpx.get(f"{url}/v1/head").json()
-        final = head.get("final_height")
-        if isinstance(final, int):
-            block = httpx.get(f"{url}/v1/blocks/{final}").json()
-            if block["header"]["tree_size"] >= tree_size:
-                return
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not final at tree size {tree_size}: {head}")
 
 
 def checks(page: Any) -> dict[str, tuple[str, str]]:

@@ -20,7 +20,7 @@ from shared.block import block_from_json
 from shared.kafka import KafkaSettings
 from shared.keystore import read_genesis_file, read_key_file
 from shared.merkle import verify_consistency
-from tests.e2e.conftest import CARELEDGER, RunningSystem, clinical_note
+from tests.e2e.conftest import CARELEDGER, RunningSystem, clinical_note, wait_until_final
 
 pytestmark = pytest.mark.e2e
 
@@ -33,20 +33,6 @@ def validator_urls(system: RunningSystem) -> list[str]:
         for spec in default_services(port_offset=system.offset)
         if spec.name.startswith("validator-")
     ]
-
-
-def wait_until_final(url: str, tree_size: int, *, timeout: float) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    head: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        head = httpx.get(f"{url}/v1/head").json()
-        final = head.get("final_height")
-        if isinstance(final, int):
-            block = httpx.get(f"{url}/v1/blocks/{final}").json()
-            if block["header"]["tree_size"] >= tree_size:
-                return head
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not final at tree size {tree_size}: {head}")
 
 
 def test_published_events_become_final_with_verifying_proofs(system: RunningSystem) -> None:

@@ -47,12 +47,6 @@ HOSTILE = (-1, 2**63, 2**64, 10**29)
 #: A number in a JSON document may be negative; beyond 2**53 - 1 it has no RFC 8785 form.
 UNSIGNABLE = (2**53, -(2**53), 2**63, 2**64, 10**29)
 
-STORES = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
-
 
 @dataclass(frozen=True)
 class Case:
