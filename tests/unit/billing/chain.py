@@ -124,7 +124,8 @@ class BillingWorld:
         """Hand every block sealed since the last call to the billing engine, in order."""
         for block in self.factory.blocks[self.followed :]:
             followed = self.follower.follow(block)
-            assert followed is not None and self.follower.state is not None
+            assert followed is not None
+            assert self.follower.state is not None
             self.engine.bill_block(followed, self.follower.state)
         self.followed = len(self.factory.blocks)
 

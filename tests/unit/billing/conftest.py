@@ -155,7 +155,8 @@ class World:
     def follow(self, block: Block) -> list[str]:
         """Hand a block to the engine as the stream does, through the follower."""
         followed = self.follower.follow(block)
-        assert followed is not None and self.follower.state is not None
+        assert followed is not None
+        assert self.follower.state is not None
         self.last = (followed, self.follower.state)
         return self.engine.bill_block(followed, self.follower.state)
 

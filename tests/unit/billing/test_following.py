@@ -147,7 +147,8 @@ def test_a_block_that_fails_verification_stops_following(stream: Stream) -> None
     forged = block.model_copy(update={"signature": world.chain.blocks[offset - 1].signature})
     reading = stream.reader.read(block_to_json(forged), offset)
     assert reading.verdict is Verdict.FAULT
-    assert reading.reason is not None and "fails verification" in reading.reason
+    assert reading.reason is not None
+    assert "fails verification" in reading.reason
     assert stream.read(offset) is Verdict.FAULT
     assert world.store.invoice_for_encounter("enc-1") is None
 
@@ -179,7 +180,8 @@ def test_a_stored_state_of_another_chain_is_a_fault_at_the_stored_position(
     reader = Stream(world).reader
     reading = reader.read(block_to_json(world.chain.blocks[1]), 1)
     assert reading.verdict is Verdict.FAULT
-    assert reading.reason is not None and "the stored position" in reading.reason
+    assert reading.reason is not None
+    assert "the stored position" in reading.reason
 
 
 class FailingOnce:
