@@ -487,12 +487,12 @@ def test_a_refused_write_rolls_its_transaction_back(backend: Backend) -> None:
 def test_migrating_twice_changes_nothing(kind: str, tmp_path: Path) -> None:
     with sql_database(kind, tmp_path) as (database, _):
         assert current_revision(database, version_table=BILLING_VERSION_TABLE) is None
-        assert migrate_billing_store(database) == "billing_0001"
+        assert migrate_billing_store(database) == "billing_0002"
         store = SqlBillingStore(database=database)
         with database.transaction() as tx:
             store.add_invoice(tx, invoice())
-        assert migrate_billing_store(database) == "billing_0001"
-        assert current_revision(database, version_table=BILLING_VERSION_TABLE) == "billing_0001"
+        assert migrate_billing_store(database) == "billing_0002"
+        assert current_revision(database, version_table=BILLING_VERSION_TABLE) == "billing_0002"
         assert store.invoice(I1) == invoice()
 
 
