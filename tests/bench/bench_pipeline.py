@@ -26,8 +26,8 @@ Method (2-core machine, embedded broker, everything on this host):
    verified head; p50 of the first and last second's events shows whether a lag builds up.
    Signing is done before timing starts (it is the publisher's cost, not the ledger's).
    Then the same throughput phase once more with every service of `careledger up` (keys
-   `system_*`): identity, records and billing follow ledger.blocks and billing reads
-   clinical.events, all on the same 2 cores.
+   `system_*`): identity, records and billing follow ledger.blocks (billing bills the
+   consultations out of the blocks), all on the same 2 cores.
 3. RSS: VmRSS of the sealer and of each validator (children of `up`, found by
    `CARELEDGER_PORT=<port>` in their environment) after the throughput phase and after the
    latency phase.
@@ -400,7 +400,7 @@ def main() -> dict[str, object]:
         # The pipeline: broker, sealer and 3 validators, nothing else on the 2 cores.
         results |= pipeline(work / "ledger", N_PIPELINE, only=LEDGER)
         # The same throughput phase with every service of `careledger up` sharing the box:
-        # identity, records and billing follow the chain, and billing reads clinical.events.
+        # identity, records and billing follow the chain (billing bills out of the blocks).
         whole = pipeline(work / "system", N_PIPELINE, latency=False)
         results |= {f"system_{name.removeprefix('pipeline_')}": v for name, v in whole.items()}
     raw = results["raw_passthrough_events_per_s"]
