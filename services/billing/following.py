@@ -23,7 +23,7 @@ from typing import Any
 
 from services.billing.ports import BillingMetrics, ChainView, TxT
 from shared.admission import SignerRegistry, registry_from_genesis
-from shared.block import ChainError, block_from_json
+from shared.block import ChainError, read_block
 from shared.follower import (
     BlockFollower,
     FollowedBlock,
@@ -121,7 +121,8 @@ class ChainReader:
         except ChainError as exc:  # a stored state that does not restore: no retry cures it
             return self._fault(exc, None)
         try:
-            followed = follower.follow(block_from_json(value or b""))
+            block, leaves = read_block(value or b"")
+            followed = follower.follow(block, leaves=leaves)
         except MissingBlocksError as exc:
             return self._missing(exc, follower, offset)
         except ChainError as exc:
