@@ -23,7 +23,8 @@ Method (2-core machine, embedded broker, everything on this host):
    Afterwards each of those blocks is fetched and its events mapped back by (source, id), so
    finality time per event = first time its block was seen final; latency = that minus its
    publish time. Resolution ≈ the poll interval plus one HTTP round trip. Achieved final
-   events/s of a point = its events ÷ (first publish → the last of its blocks seen final).
+   events/s of a point = the rate at which finality advanced: its events final after its
+   first final block ÷ (that block → its last block seen final).
    The 50 % point is the reported latency (`latency_*` keys); every point goes to `sweep`
    and to the run's plot. To show where the time goes, the 50 % point's events are also timed
    to their block's `sealed_at` (sealer's wall clock, same host) and to the first time any
@@ -298,7 +299,7 @@ def latency_run(
     first_second: list[float] = []
     last_second: list[float] = []
     blocks = 0
-    last_final = started
+    final_times: list[float] = []  # per matched event, when its block was first seen final
     for height in sorted(first_final):
         block = validators.client.get(f"{validators.urls[0]}/v1/blocks/{height}").json()
         sealed_at = datetime.fromisoformat(block["header"]["sealed_at"]).timestamp()
@@ -308,6 +309,7 @@ def latency_run(
             if key in published:
                 at = published.pop(key)
                 latencies.append(first_final[height] - at)
+                final_times.append(first_final[height])
                 to_sealed.append(sealed_at - (at - started + wall_started))
                 to_verified.append(first_verified.get(height, first_final[height]) - at)
                 mine += 1
@@ -315,15 +317,11 @@ def latency_run(
                     first_second.append(latencies[-1])
                 elif at - started > seconds - 1:
                     last_second.append(latencies[-1])
-        if mine:
-            blocks += 1
-            last_final = max(last_final, first_final[height])
+        blocks += mine > 0
     return {
         "offered_events_per_s": rate,
         "achieved_publish_rate": round(len(events) / sent),
-        "final_events_per_s": round(len(latencies) / (last_final - started))
-        if last_final > started
-        else 0,
+        "final_events_per_s": finality_rate(final_times),
         "events_matched": len(latencies),
         "blocks": blocks,
         "p50_ms": percentile_ms(latencies, 50),
@@ -336,6 +334,18 @@ def latency_run(
         "publish_to_first_verified_p50_ms": percentile_ms(to_verified, 50),
         "publish_to_first_verified_p99_ms": percentile_ms(to_verified, 99),
     }
+
+
+def finality_rate(final_times: list[float]) -> int:
+    """Events/s at which finality advanced: the events final after the first final block,
+    over the time from it to the last. Leaves out the pipeline's fill time (publish → first
+    final), which would make a short run at any load look slower than the system is."""
+    if not final_times:
+        return 0
+    first, last = min(final_times), max(final_times)
+    if last <= first:
+        return 0
+    return round(sum(t > first for t in final_times) / (last - first))
 
 
 def percentile_ms(values: list[float], pct: int) -> float:
@@ -442,7 +452,7 @@ LEDGER = ("sealer", "validator-1", "validator-2", "validator-3")
 
 def main(run: BenchRun | None = None) -> dict[str, object]:
     run = run or BenchRun.measure()
-    events = run.size(N_PIPELINE, 3_000)
+    events = run.size(N_PIPELINE, 5_000)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as directory:
         work = Path(directory)
         # The keys exist only once `up` has written them; raw uses a throwaway dev chain.
