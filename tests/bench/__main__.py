@@ -49,6 +49,10 @@ OUT = Path(".bench")
 DOC = Path("docs/performance.md")
 #: Modules the issue's table needs even when their file is not (yet) in this tree.
 EXPECTED = sorted({metric.module for metric in METRICS} - {CALIBRATION})
+#: The rows judged as ratios to `verify_us` run first, closest to its measurement; the long
+#: memory run last. Modules not named here run in between, by name.
+FIRST = ("sealer", "validator", "pipeline")
+LAST = ("memory",)
 
 
 def available() -> list[str]:
@@ -58,6 +62,13 @@ def available() -> list[str]:
         for info in pkgutil.iter_modules(package.__path__)
         if info.name.startswith("bench_")
     )
+
+
+def run_order(names: set[str]) -> list[str]:
+    """FIRST, then the others by name, then LAST."""
+    ends = set(FIRST) | set(LAST)
+    middle = sorted(names - ends)
+    return [n for n in FIRST if n in names] + middle + [n for n in LAST if n in names]
 
 
 def run_module(name: str, run: BenchRun) -> dict[str, Any]:
@@ -103,7 +114,7 @@ def main(argv: list[str]) -> int:
     print(f"== verify_us {run.verify_us} µs (rounds {list(run.verify_us_rounds)})", flush=True)
     modules: dict[str, dict[str, Any]] = {}
     interrupted = False
-    for name in sorted(set(names) | set(EXPECTED)):
+    for name in run_order(set(names) | set(EXPECTED)):
         if name not in names:
             modules[name] = module_entry(NOT_RUN, detail=f"no tests/bench/bench_{name}.py")
         elif name not in wanted:
@@ -116,6 +127,8 @@ def main(argv: list[str]) -> int:
             except KeyboardInterrupt:
                 interrupted = True
                 modules[name] = module_entry(FAILED, detail="interrupted")
+    # The machine's speed drifts: a second measurement at the end shows by how much.
+    verify_us_end = BenchRun.measure(quick=args.quick).verify_us
     record: dict[str, Any] = {
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
@@ -127,6 +140,7 @@ def main(argv: list[str]) -> int:
         "load_average_end": list(os.getloadavg()),
         "verify_us": run.verify_us,
         "verify_us_rounds": list(run.verify_us_rounds),
+        "verify_us_at_end": verify_us_end,
         "modules": modules,
     }
     directory = write_run(record, OUT, now=started)

@@ -39,7 +39,7 @@ Method (2-core machine, embedded broker, everything on this host):
    clinical.events, all on the same 2 cores.
 3. RSS: VmRSS of the sealer and of each validator (children of `up`, found by
    `CARELEDGER_PORT=<port>` in their environment) after the throughput phase and after the
-   latency phase.
+   offered-load sweep.
 4. CPU: user + system seconds of the sealer, each validator and the broker over the
    throughput phase, divided by its events: µs of CPU per event per process. On 2 cores the
    sum bounds the throughput (2 s of CPU per second).

@@ -254,7 +254,7 @@ def render_markdown(record: Mapping[str, Any]) -> str:
         f"Run {record.get('run', '?')} ({kind}), commit {record.get('commit') or '?'}, "
         f"{record.get('cores', '?')} cores, load average {load_start} at the start, "
         f"{load_end} at the end; verify_us = {_number(record.get('verify_us'))} µs "
-        f"(median of {rounds}).",
+        f"(median of {rounds}){_at_end(record)}.",
         "",
         "| metric | value | ratio | target | verdict |",
         "|---|---|---|---|---|",
@@ -367,6 +367,11 @@ def _number(value: object) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"
     return f"{int(value):,}"
+
+
+def _at_end(record: Mapping[str, Any]) -> str:
+    end = record.get("verify_us_at_end")
+    return f", {_number(end)} µs measured again at the end" if end is not None else ""
 
 
 def _load(value: object) -> str:

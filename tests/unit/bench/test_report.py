@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.bench.__main__ import run_order
 from tests.bench.report import (
     DOC_BEGIN,
     DOC_END,
@@ -56,6 +57,20 @@ def ok(**results: object) -> dict[str, Any]:
 def row(rendered: list[Row], label_start: str) -> Row:
     (found,) = [r for r in rendered if r.label.startswith(label_start)]
     return found
+
+
+def test_the_run_order_puts_the_ratio_rows_first_and_the_memory_run_last() -> None:
+    names = {"billing", "core", "memory", "merkle", "pipeline", "records", "validator", "x"}
+    assert run_order(names) == [
+        "validator",
+        "pipeline",
+        "billing",
+        "core",
+        "merkle",
+        "records",
+        "x",
+        "memory",
+    ]
 
 
 def test_the_reference_row_shows_the_runs_verify_us() -> None:
@@ -135,14 +150,13 @@ def test_a_module_that_is_missing_or_failed_is_shown_in_every_row_it_owes() -> N
 
 
 def test_the_markdown_has_the_run_the_table_and_each_modules_status() -> None:
-    text = render_markdown(
-        record(
-            validator=ok(validator_cpu_us_per_event=200.0),
-            sealer=module_entry(NOT_RUN, detail="no tests/bench/bench_sealer.py"),
-            pipeline=module_entry(FAILED, seconds=12.0, detail="boom | twice\nsecond line"),
-        )
+    run = record(
+        validator=ok(validator_cpu_us_per_event=200.0),
+        sealer=module_entry(NOT_RUN, detail="no tests/bench/bench_sealer.py"),
+        pipeline=module_entry(FAILED, seconds=12.0, detail="boom | twice\nsecond line"),
     )
-    assert "verify_us = 80 µs (median of 79, 80, 81)" in text
+    text = render_markdown(run | {"verify_us_at_end": 84.5})
+    assert "verify_us = 80 µs (median of 79, 80, 81), 84.5 µs measured again at the end" in text
     assert "load average 0.50 / 0.40 / 0.30 at the start" in text
     assert "| metric | value | ratio | target | verdict |" in text
     assert (
