@@ -42,7 +42,9 @@ Method (2-core machine, embedded broker, everything on this host):
    offered-load sweep.
 4. CPU: user + system seconds of the sealer, each validator and the broker over the
    throughput phase, divided by its events: µs of CPU per event per process. On 2 cores the
-   sum bounds the throughput (2 s of CPU per second).
+   sum bounds the throughput (2 s of CPU per second): `pipeline_cpu_bound_events_per_s` is
+   that bound, and `pipeline_share_of_cores` the share of the cores these processes actually
+   got during the phase (on a shared machine, other work takes the rest).
 """
 
 from __future__ import annotations
@@ -419,12 +421,19 @@ def pipeline(
         finished = validators.wait_all_final(base + events, timeout=300)
         elapsed = finished - started
         # CPU per event of each process: where the cores go (signature checks dominate).
+        used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         results |= {
-            f"cpu_us_per_event_{name}": round((cpu_seconds(pid) - cpu_before[name]) / events * 1e6)
-            for name, pid in sorted(pids.items())
+            f"cpu_us_per_event_{name}": round(used[name] / events * 1e6) for name in sorted(used)
         }
         pids.pop("broker", None)
+        cores = len(os.sched_getaffinity(0))
         results |= {
+            # How much of the box the processes measured got: well below 1 means other work
+            # on the machine took the rest, and the throughput says more about it than them.
+            "pipeline_cores_used": round(sum(used.values()) / elapsed, 2),
+            "pipeline_share_of_cores": round(sum(used.values()) / elapsed / cores, 3),
+            # The throughput these processes' CPU per event allows on every core of the box.
+            "pipeline_cpu_bound_events_per_s": round(cores * events / sum(used.values())),
             "pipeline_events": events,
             "pipeline_produce_events_per_s": round(events / produced),
             "pipeline_final_events_per_s": round(events / elapsed),

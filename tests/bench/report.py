@@ -113,6 +113,14 @@ METRICS: tuple[Metric, ...] = (
         sizes=" ({cores} cores)",
     ),
     Metric(
+        "pipeline_cpu_bound_events_per_s",
+        "what the pipeline's CPU per event allows on every core",
+        "events/s",
+        "pipeline",
+        "pipeline_share_of_cores",
+        "share of the cores it got",
+    ),
+    Metric(
         "raw_passthrough_events_per_s",
         "raw broker passthrough",
         "events/s",
