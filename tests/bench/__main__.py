@@ -6,7 +6,7 @@ when it takes an argument) and keeps every outcome, results or failure, in one r
 `tests.bench.report` writes it to `.bench/runs/<UTC timestamp>/` (results.json, results.md,
 load.png) and points `.bench/latest` at it; earlier runs are kept.
 
-    python -m tests.bench                 # the full sizes (about 20 minutes)
+    python -m tests.bench                 # the full sizes (15-20 minutes, quiet box)
     python -m tests.bench --quick         # smaller sizes, for development
     python -m tests.bench pipeline memory # a subset (the others show as "not run")
 
@@ -108,6 +108,7 @@ def main(argv: list[str]) -> int:
 
     started = datetime.now(UTC)
     load_start = list(os.getloadavg())
+    commit = _commit()  # the code that runs, before anyone commits during a long run
     # Modules whose main() takes no argument can still read the switch.
     os.environ[QUICK_ENV] = "1" if args.quick else "0"
     run = BenchRun.measure(quick=args.quick)
@@ -133,7 +134,7 @@ def main(argv: list[str]) -> int:
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "quick": run.quick,
-        "commit": _commit(),
+        "commit": commit,
         "python": sys.version.split()[0],
         "cores": len(os.sched_getaffinity(0)),
         "load_average_start": load_start,
