@@ -43,8 +43,8 @@ Method (2-core machine, embedded broker, everything on this host):
 4. CPU: user + system seconds of the sealer, each validator and the broker over the
    throughput phase, divided by its events: µs of CPU per event per process. On 2 cores the
    sum bounds the throughput (2 s of CPU per second): `pipeline_cpu_bound_events_per_s` is
-   that bound, and `pipeline_share_of_cores` the share of the cores these processes actually
-   got during the phase (on a shared machine, other work takes the rest).
+   that bound, and `pipeline_share_of_cores` the share of the cores these processes used
+   during the phase (the rest went to other work on the machine, or to waiting).
 """
 
 from __future__ import annotations
@@ -428,8 +428,8 @@ def pipeline(
         pids.pop("broker", None)
         cores = len(os.sched_getaffinity(0))
         results |= {
-            # How much of the box the processes measured got: well below 1 means other work
-            # on the machine took the rest, and the throughput says more about it than them.
+            # How much of the box the measured processes used: well below 1, either other
+            # work on the machine took the rest or the pipeline waited instead of computing.
             "pipeline_cores_used": round(sum(used.values()) / elapsed, 2),
             "pipeline_share_of_cores": round(sum(used.values()) / elapsed / cores, 3),
             # The throughput these processes' CPU per event allows on every core of the box.

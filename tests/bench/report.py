@@ -118,7 +118,7 @@ METRICS: tuple[Metric, ...] = (
         "events/s",
         "pipeline",
         "pipeline_share_of_cores",
-        "share of the cores it got",
+        "share of the cores it used",
     ),
     Metric(
         "raw_passthrough_events_per_s",
