@@ -168,6 +168,7 @@ class SignaturePool:
         self._requests: queue.SimpleQueue[tuple[Connection, object] | None] = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
         self._closed = False
+        self._broken: str | None = None  # why, once a worker died: no answer is trusted after
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -204,6 +205,8 @@ class SignaturePool:
     def submit(self, inputs: Sequence[SignatureInput]) -> PendingVerdicts:
         """Send `inputs` to the workers, one contiguous slice each; returns at once."""
         self.start()
+        if self._broken is not None:
+            raise SignaturePoolError(self._broken)
         slices: list[tuple[_Worker, int, int]] = []
         count = min(len(inputs), len(self._workers))
         for number in range(count):
@@ -229,16 +232,18 @@ class SignaturePool:
         """Read the worker's next answer into the ticket it belongs to (oldest first)."""
         if self._closed:
             raise SignaturePoolError("the signature pool is closed")
+        if self._broken is not None:
+            raise SignaturePoolError(self._broken)
         ready = wait([worker.connection, worker.process.sentinel])
         try:
             if worker.connection not in ready:
                 raise EOFError
             answer: list[Verdict] = worker.connection.recv()
         except (EOFError, OSError) as exc:
+            worker.process.join(timeout=1.0)  # its exit code, if it is ending
             code = worker.process.exitcode
-            raise SignaturePoolError(
-                f"signature worker {worker.process.name} died (exit code {code})"
-            ) from exc
+            self._broken = f"signature worker {worker.process.name} died (exit code {code})"
+            raise SignaturePoolError(self._broken) from exc
         ticket = worker.waiting.popleft()
         number = next(i for i, (w, _, _) in enumerate(ticket.slices) if w is worker)
         if not ticket.abandoned:
