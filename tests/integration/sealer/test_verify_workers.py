@@ -10,16 +10,20 @@ lost while a batch is being checked.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from services.sealer.adapters.component import SealingComponent
 from shared.chain import verify_chain
 from shared.envelope import encode_event
 from shared.events import identity
-from shared.runtime.signature_pool import SignaturePool
+from shared.runtime.component import NotReadyError
+from shared.runtime.signature_pool import SignaturePool, SignaturePoolError
 from shared.topics import CLINICAL_EVENTS, IDENTITY_EVENTS
 from tests.unit.sealer.test_service import Rig
 
@@ -169,3 +173,52 @@ def _wait_for_height(rig: Rig, height: int) -> None:
             return
         assert time.monotonic() < deadline, f"no block {height} within 30 s"
         time.sleep(0.01)
+
+
+def test_a_dead_worker_stops_the_loop_which_reports_it_and_closes_the_pool() -> None:
+    rig = Rig(max_events=3)
+    rig.publish(5)
+    signatures = SignaturePool(2)
+    signatures.start()
+    pids = signatures.worker_pids
+    os.kill(pids[1], signal.SIGKILL)
+    sealer, source = rig.sealer(signatures=signatures)
+    failures: list[str] = []
+    component = SealingComponent(
+        sealer=sealer,
+        source=source,
+        publisher=rig.publisher,
+        signatures=signatures,
+        on_failure=failures.append,
+    )
+    component.start()
+    deadline = time.monotonic() + 20
+    while not failures and time.monotonic() < deadline:
+        time.sleep(0.01)
+    component.stop()
+    assert failures == ["the sealer stopped: SignaturePoolError"]
+    with pytest.raises(NotReadyError, match="sealer stopped: SignaturePoolError"):
+        component.check()
+    assert rig.sealed_ids() == []  # nothing admitted without its verdict
+    assert source.closed
+    with pytest.raises(SignaturePoolError, match="closed"):
+        signatures.submit([])  # closed by the component, with its workers
+
+
+def test_a_read_ahead_that_finds_the_broker_away_only_waits_for_the_next_step(
+    pool: SignaturePool,
+) -> None:
+    rig = Rig(max_events=3)
+    ids = rig.publish(10)
+    sealer, source = rig.sealer(signatures=pool, batch_size=BATCH)
+    sealer.recover()
+    sealer.step()  # admits 0-3, reads 4-7 ahead
+    source.fail_polls = 1
+    sealer.step()  # admits 4-7; the read-ahead fails and is not retried here
+    assert source.fail_polls == 0
+    assert len(rig.sealed_ids()) == 6
+    sealer.step()  # reads 8-9 itself
+    rig.clock.now += 1
+    sealer.step()
+    assert rig.sealed_ids() == ids
+    assert sealer.trouble is None
