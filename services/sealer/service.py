@@ -5,6 +5,10 @@ are delivered, then the block is stored together with the state after it, its `(
 keys and the read positions (one transaction), then it is published to `ledger.blocks`, then
 the consumer offsets are committed. Nothing before the store counts: a crash anywhere leaves
 the store at its last block, from which `recover` resumes.
+
+With a signature pool (ADR 0010) the next batch is read, without waiting, and its signatures
+sent to the pool before this batch is admitted; nothing else about it happens early. It is
+taken only after this one, in the order read, and dropped with the open block.
 """
 
 from __future__ import annotations
@@ -189,6 +193,7 @@ class Sealer:
     def recover(self) -> SealedHead:
         """Load the head (sealing genesis on an empty store), re-publish the last block and
         open the input topics just past everything sealed or rejected before it."""
+        self._drop_ahead()
         head = self._retry(self._store.head, "read the chain store")
         if head is None:
             head = self._seal_genesis()
@@ -242,14 +247,17 @@ class Sealer:
                     log.warning("writer lease not released; it expires on its own")
 
     def _reset(self) -> None:
-        # A batch read ahead is dropped with the open block: `recover` reads it again from
-        # the stored positions, so nothing of it is admitted out of order or twice.
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead.verdicts is not None:
-            ahead.verdicts.abandon()
+        self._drop_ahead()
         self._builder = None
         self._opened_at = None
         self._state = None
+
+    def _drop_ahead(self) -> None:
+        """Forget the batch read ahead, with the open block: `recover` reads it again from the
+        stored positions, so nothing of it is admitted out of order or twice."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.verdicts is not None:
+            ahead.verdicts.abandon()
 
     def _take_lease(self) -> bool:
         """True once this sealer holds the lease; otherwise wait a little in standby."""

@@ -106,8 +106,10 @@ def check_signatures(inputs: Sequence[SignatureInput]) -> list[Verdict]:
 
 def _serve(connection: Connection) -> None:
     """A worker: answer chunks until told to stop or the parent's end of the pipe closes."""
-    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    # Ctrl-C (or a signal to the whole process group) is the parent's to handle: it stops
+    # the workers in order, and a worker outlives it by no more than its pipe does.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while True:
         try:
             request = connection.recv()
