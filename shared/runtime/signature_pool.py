@@ -218,7 +218,11 @@ class SignaturePool:
         ticket = _Ticket(slices=slices, size=len(inputs))
         for worker, start, stop in slices:
             worker.waiting.append(ticket)
-            self._requests.put((worker.connection, list(inputs[start:stop])))
+            # Plain tuples: a NamedTuple pickles by class, about ten times slower.
+            chunk = [
+                (signer, signed, signature) for signer, signed, signature in inputs[start:stop]
+            ]
+            self._requests.put((worker.connection, chunk))
         return PendingVerdicts(self, ticket)
 
     def _collect(self, ticket: _Ticket) -> list[Verdict]:
