@@ -133,7 +133,6 @@ class _Ticket:
     """One submitted batch: which worker got which slice, and the answers so far."""
 
     slices: list[tuple[_Worker, int, int]]  # (worker, start, stop) in the batch
-    size: int
     answers: dict[int, list[Verdict]] = field(default_factory=dict)  # by slice number
     abandoned: bool = False
 
@@ -181,8 +180,10 @@ class SignaturePool:
             if self._workers:
                 return
             context = multiprocessing.get_context(_START_METHOD)
-            # The fork server imports this module (and PyNaCl) once, so each worker starts
-            # warm; it would otherwise import the caller's __main__.
+            # The fork server imports this module (and PyNaCl) once, so each worker it forks
+            # starts warm. (Workers still re-import a caller's main *script*, as spawn does:
+            # it must guard its start with `if __name__ == "__main__"`; `python -m` mains
+            # of packages are not re-imported.)
             context.set_forkserver_preload([__name__])
             for number in range(self.size):
                 ours, theirs = context.Pipe(duplex=True)
@@ -215,7 +216,7 @@ class SignaturePool:
             start = number * len(inputs) // count
             stop = (number + 1) * len(inputs) // count
             slices.append((self._workers[number], start, stop))
-        ticket = _Ticket(slices=slices, size=len(inputs))
+        ticket = _Ticket(slices=slices)
         for worker, start, stop in slices:
             worker.waiting.append(ticket)
             # Plain tuples: a NamedTuple pickles by class, about ten times slower.
