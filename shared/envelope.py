@@ -52,6 +52,7 @@ __all__ = [
     "parse_event",
     "parse_event_object",
     "sign_event",
+    "signature_rejection",
     "uuid7",
     "verify_event",
 ]
@@ -333,13 +334,19 @@ def verify_event(parsed: ParsedEvent) -> None:
     try:
         verify_signature(parsed.signer, parsed.signing_bytes, parsed.signature)
     except SignatureError as exc:
-        source, event_id = parsed.dedup_key
-        raise EventSignatureError(
-            "the signature does not verify for the signer",
-            source=source,
-            id=event_id,
-            **exc.context,
-        ) from exc
+        raise signature_rejection(parsed, exc) from exc
+
+
+def signature_rejection(parsed: ParsedEvent, failure: SignatureError) -> EventSignatureError:
+    """What `verify_event` raises when the check of `parsed` failed with `failure`: one
+    phrasing, whichever process ran the check (the sealer's verify pool rebuilds it)."""
+    source, event_id = parsed.dedup_key
+    return EventSignatureError(
+        "the signature does not verify for the signer",
+        source=source,
+        id=event_id,
+        **failure.context,
+    )
 
 
 def parse_and_verify(raw: bytes) -> ParsedEvent:
