@@ -38,9 +38,12 @@ class ChainStore(Protocol):
         state: ChainState,
         dedup_keys: Sequence[DedupKey],
         read_positions: Mapping[PartitionKey, int],
+        *,
+        raw: bytes | None = None,
     ) -> None:
         """Store `block` durably with the state after it and its events' `(source, id)`, all
-        in one transaction. Raises `ChainConflictError` unless it extends the stored head."""
+        in one transaction. Raises `ChainConflictError` unless it extends the stored head.
+        `raw` is `block_to_json(block)` when the caller has it already (it is stored as is)."""
 
     def contains(self, key: DedupKey) -> bool:
         """Whether an event with this `(source, id)` is in a stored block."""

@@ -215,9 +215,10 @@ class Sealer:
         block = build_genesis_block(self._genesis_event, self._key, self._wall_clock())
         state = ChainVerifier(trusted_genesis=self._genesis_event).verify_block(block).state
         key = (str(self._genesis_event["source"]), str(self._genesis_event["id"]))
-        self._retry(lambda: self._append(block, state, [key], {}), "store the genesis block")
+        raw = block_to_json(block)
+        self._retry(lambda: self._append(block, state, [key], {}, raw), "store the genesis block")
         log.info("genesis sealed", extra={"block_hash": block.block_hash})
-        return SealedHead(state=state, block=block_to_json(block), read_positions={})
+        return SealedHead(state=state, block=raw, read_positions={})
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -436,13 +437,17 @@ class Sealer:
         self._retry(
             lambda: self._publisher.flush(timeout=self._publish_timeout), "deliver rejections"
         )
-        self._retry(lambda: self._append(block, next_state, keys, positions), "store the block")
+        # Encoded once, with the leaves the builder already has: stored and published as is.
+        raw = block_to_json(block, leaves=builder.leaves)
+        self._retry(
+            lambda: self._append(block, next_state, keys, positions, raw), "store the block"
+        )
         self._seen.stored(keys)
         self._state = next_state
         self._builder = None
         self._opened_at = None
         height = block.header.height
-        self._retry(lambda: self._publish(height, block_to_json(block)), "publish the block")
+        self._retry(lambda: self._publish(height, raw), "publish the block")
         self._commit(positions)
         elapsed = self._monotonic() - (opened_at if opened_at is not None else self._monotonic())
         self._metrics.sealed(builder.event_count, height=height, cut_seconds=elapsed)
@@ -461,9 +466,10 @@ class Sealer:
         state: ChainState,
         keys: list[DedupKey],
         positions: Mapping[PartitionKey, int],
+        raw: bytes,
     ) -> None:
         try:
-            self._store.append(block, state, keys, positions)
+            self._store.append(block, state, keys, positions, raw=raw)
         except ChainConflictError:
             # A commit whose acknowledgement was lost, retried: the block is there already.
             head = self._store.head()

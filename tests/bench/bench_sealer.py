@@ -88,10 +88,12 @@ class TimedStore:
         state: ChainState,
         dedup_keys: Sequence[DedupKey],
         read_positions: Mapping[PartitionKey, int],
+        *,
+        raw: bytes | None = None,
     ) -> None:
         started = time.perf_counter()
         try:
-            self._store.append(block, state, dedup_keys, read_positions)
+            self._store.append(block, state, dedup_keys, read_positions, raw=raw)
         finally:
             self.append_seconds += time.perf_counter() - started
 

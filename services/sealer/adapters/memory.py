@@ -31,6 +31,8 @@ class MemoryChainStore:
         state: ChainState,
         dedup_keys: Sequence[DedupKey],
         read_positions: Mapping[PartitionKey, int],
+        *,
+        raw: bytes | None = None,
     ) -> None:
         height = block.header.height
         with self._lock:
@@ -39,7 +41,7 @@ class MemoryChainStore:
                 raise ChainConflictError(f"block {height} does not extend the stored head")
             if len(set(dedup_keys)) != len(dedup_keys) or any(k in self._seen for k in dedup_keys):
                 raise ChainConflictError(f"block {height}: a (source, id) sealed twice")
-            value = block_to_json(block)
+            value = block_to_json(block) if raw is None else raw
             self._blocks[height] = value
             self._seen.update(dict.fromkeys(dedup_keys, height))
             self._head = SealedHead(state=state, block=value, read_positions=dict(read_positions))

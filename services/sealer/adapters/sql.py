@@ -186,6 +186,8 @@ class SqlChainStore:
         state: ChainState,
         dedup_keys: Sequence[DedupKey],
         read_positions: Mapping[PartitionKey, int],
+        *,
+        raw: bytes | None = None,
     ) -> None:
         height = block.header.height
         values = {
@@ -203,7 +205,7 @@ class SqlChainStore:
                         {
                             "height": height,
                             "block_hash": block.block_hash,
-                            "block": block_to_json(block),
+                            "block": block_to_json(block) if raw is None else raw,
                         }
                     ],
                 )
