@@ -171,7 +171,7 @@ def seal_block(
         header=header,
         block_hash=digest.hex(),
         signature=b64url_encode(sealer_key.sign(digest)),
-        events=tuple(dict(event) for event in events),
+        events=tuple(events),  # validated as dicts (pydantic copies each one)
     )
 
 
