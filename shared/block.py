@@ -167,11 +167,13 @@ def seal_block(
 ) -> Block:
     """Hash and sign `header` with the sealer's key; `events` are the block's, in leaf order."""
     digest = block_hash(header)
-    return Block(
-        header=header,
-        block_hash=digest.hex(),
-        signature=b64url_encode(sealer_key.sign(digest)),
-        events=tuple(events),  # validated as dicts (pydantic copies each one)
+    return Block.model_validate(
+        {
+            "header": header,
+            "block_hash": digest.hex(),
+            "signature": b64url_encode(sealer_key.sign(digest)),
+            "events": tuple(events),  # validated as dicts: pydantic copies each one
+        }
     )
 
 
