@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from services.validator.ports import (
@@ -15,7 +16,15 @@ from services.validator.ports import (
 )
 from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
-from shared.merkle import Address, MemorySubtreeStore
+from shared.merkle import Address
+from shared.merkle.leaf_backed import (
+    STORED_LEVEL,
+    LeafRun,
+    PackedLeaves,
+    pack_leaves,
+    read_subtrees,
+    upper_nodes,
+)
 
 
 class DuplicateBlockError(Exception):
@@ -23,12 +32,18 @@ class DuplicateBlockError(Exception):
 
 
 class MemoryChainStore:
-    """`ChainStore` in dicts, behind one lock (the loop writes while HTTP reads)."""
+    """`ChainStore` in dicts, behind one lock (the loop writes while HTTP reads).
+
+    Laid out as the SQL store is (ADR 0012): each block's leaves packed together, subtree
+    nodes from `STORED_LEVEL` up, the lower ones recomputed for proofs.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._blocks: dict[int, StoredBlock] = {}
-        self._nodes = MemorySubtreeStore()
+        self._upper: dict[Address, bytes] = {}
+        self._leaf_firsts: list[int] = []  # each block's first leaf, ascending
+        self._leaf_rows: list[PackedLeaves] = []
         self._events: dict[tuple[str, str], EventLocation] = {}
         self._state: ChainState | None = None
         self._attestations: dict[int, dict[tuple[str, str], Attestation]] = {}
@@ -49,8 +64,13 @@ class MemoryChainStore:
                 raw=raw,
                 final=False,
             )
-            self._nodes.add_all(verified.nodes)
             first = header.tree_size - header.event_count
+            self._leaf_firsts.append(first)
+            self._leaf_rows.append((first, pack_leaves(verified.leaf_hashes)))
+            self._upper.update(
+                ((level, index), hash_)
+                for level, index, hash_ in upper_nodes(verified.nodes, STORED_LEVEL)
+            )
             for n, key in enumerate(verified.dedup_keys):
                 self._events[key] = EventLocation(first + n, header.height)
             self._state = verified.state
@@ -79,7 +99,20 @@ class MemoryChainStore:
 
     def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
         with self._lock:
-            return self._nodes.subtree_hashes(addresses)
+            return read_subtrees(self, addresses, stored_level=STORED_LEVEL)
+
+    def upper_subtrees(self, addresses: Sequence[Address]) -> Mapping[Address, bytes]:
+        """`shared.merkle.LeafBackedStore` (called under the lock by `subtree_hashes`)."""
+        return {address: self._upper[address] for address in addresses if address in self._upper}
+
+    def packed_leaves(self, runs: Sequence[LeafRun]) -> Iterable[PackedLeaves]:
+        """`shared.merkle.LeafBackedStore` (called under the lock by `subtree_hashes`)."""
+        rows: dict[int, PackedLeaves] = {}
+        for begin, end in runs:
+            start = max(0, bisect.bisect_right(self._leaf_firsts, begin) - 1)
+            stop = bisect.bisect_left(self._leaf_firsts, end)
+            rows.update((row[0], row) for row in self._leaf_rows[start:stop])
+        return list(rows.values())
 
     def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -40,6 +41,14 @@ from services.validator.ports import (
 from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
 from shared.merkle import Address
+from shared.merkle.leaf_backed import (
+    STORED_LEVEL,
+    LeafRun,
+    PackedLeaves,
+    pack_leaves,
+    read_subtrees,
+    upper_nodes,
+)
 from shared.store import Database, migrate
 from shared.store.bulk import insert_rows
 from shared.store.keys import stored_keys
@@ -71,6 +80,8 @@ blocks_table = Table(
         postgresql_where=text("final"),
     ),
 )
+#: Perfect subtrees at `STORED_LEVEL` and above only: a handful of rows per block. The ones
+#: below are recomputed from `validator_leaves` (`shared.merkle.leaf_backed`).
 nodes_table = Table(
     "validator_nodes",
     metadata,
@@ -78,13 +89,30 @@ nodes_table = Table(
     Column("idx", BigInteger(), primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(), nullable=False),
 )
+#: One row per block: its leaf hashes, concatenated, from leaf `first_leaf` on. On SQLite
+#: `first_leaf` is the rowid, so range reads walk the table's own B-tree.
+leaves_table = Table(
+    "validator_leaves",
+    metadata,
+    Column(
+        "first_leaf",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("height", BigInteger(), nullable=False),
+    Column("hashes", LargeBinary(), nullable=False),
+)
+#: The one row per event, kept because admission needs every sealed `(source, id)` and a
+#: receipt is asked for by it. WITHOUT ROWID on SQLite: one B-tree, not a table plus index.
 events_table = Table(
     "validator_events",
     metadata,
-    Column("source", Text(), primary_key=True),
-    Column("event_id", Text(), primary_key=True),
+    Column("source", Text(), nullable=False),
+    Column("event_id", Text(), nullable=False),
     Column("leaf_index", BigInteger(), nullable=False),
-    Column("height", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("source", "event_id", name="pk_validator_events"),
+    sqlite_with_rowid=False,
 )
 state_table = Table(
     "validator_state",
@@ -149,14 +177,21 @@ class SqlChainStore:
                     final=False,
                 )
             )
-            insert_rows(tx, nodes_table, ("level", "idx", "hash"), verified.nodes)
-            height = header.height
+            insert_rows(
+                tx,
+                leaves_table,
+                ("first_leaf", "height", "hashes"),
+                [(first_leaf, header.height, pack_leaves(verified.leaf_hashes))],
+            )
+            insert_rows(
+                tx, nodes_table, ("level", "idx", "hash"), upper_nodes(verified.nodes, STORED_LEVEL)
+            )
             insert_rows(
                 tx,
                 events_table,
-                ("source", "event_id", "leaf_index", "height"),
+                ("source", "event_id", "leaf_index"),
                 [
-                    (source, event_id, first_leaf + n, height)
+                    (source, event_id, first_leaf + n)
                     for n, (source, event_id) in enumerate(verified.dedup_keys)
                 ],
             )
@@ -218,26 +253,48 @@ class SqlChainStore:
             return stored_keys(tx, events_table.c.source, events_table.c.event_id, keys)
 
     def locate(self, source: str, event_id: str) -> EventLocation | None:
-        query = select(events_table.c.leaf_index, events_table.c.height).where(
+        leaf = select(events_table.c.leaf_index).where(
             events_table.c.source == source, events_table.c.event_id == event_id
         )
         with self._database.read() as tx:
-            row = tx.execute(query).first()
-        return None if row is None else EventLocation(int(row[0]), int(row[1]))
+            leaf_index = tx.execute(leaf).scalar_one_or_none()
+            if leaf_index is None:
+                return None
+            # The block whose leaves start at or before this one, nearest first.
+            height = tx.execute(
+                select(leaves_table.c.height)
+                .where(leaves_table.c.first_leaf <= leaf_index)
+                .order_by(leaves_table.c.first_leaf.desc())
+                .limit(1)
+            ).scalar_one()
+        return EventLocation(int(leaf_index), int(height))
 
     def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
-        wanted = list(addresses)
-        if not wanted:
-            return []
+        return read_subtrees(self, addresses, stored_level=STORED_LEVEL)
+
+    def upper_subtrees(self, addresses: Sequence[Address]) -> Mapping[Address, bytes]:
+        """`shared.merkle.LeafBackedStore`: the stored nodes among `addresses`, one query."""
         # OR of primary-key lookups: both SQLite and PostgreSQL answer it with one index
         # probe per address (a row-value IN list made SQLite scan).
         level, idx = nodes_table.c.level, nodes_table.c.idx
         query = select(level, idx, nodes_table.c.hash).where(
-            or_(*(and_(level == lv, idx == ix) for lv, ix in sorted(set(wanted))))
+            or_(*(and_(level == lv, idx == ix) for lv, ix in addresses))
         )
         with self._database.read() as tx:
-            found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in tx.execute(query)}
-        return [found[address] for address in wanted]  # KeyError when one is missing
+            return {(int(lv), int(ix)): bytes(h) for lv, ix, h in tx.execute(query)}
+
+    def packed_leaves(self, runs: Sequence[LeafRun]) -> Iterable[PackedLeaves]:
+        """`shared.merkle.LeafBackedStore`: the rows of leaves overlapping `runs`, one query."""
+        first = leaves_table.c.first_leaf
+        conditions = []
+        for begin, end in runs:
+            # From the row holding leaf `begin` (the last to start at or before it) up to `end`:
+            # both bounds are index range limits, whatever the size of the log.
+            start = select(func.max(first)).where(first <= begin).scalar_subquery()
+            conditions.append(and_(first >= func.coalesce(start, 0), first < end))
+        query = select(first, leaves_table.c.hashes).where(or_(*conditions))
+        with self._database.read() as tx:
+            return [(int(row_first), bytes(hashes)) for row_first, hashes in tx.execute(query)]
 
     # --- attestations ----------------------------------------------------------------
 

@@ -183,7 +183,7 @@ def test_everything_survives_a_reopen(kind: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", DURABLE_PARAMS)
 def test_the_migrations_create_the_tables_the_queries_use(kind: str, tmp_path: Path) -> None:
     with sql_database(kind, tmp_path) as (database, _):
-        assert migrate_chain_store(database) == "validator_0002"
+        assert migrate_chain_store(database) == "validator_0003"
         inspector = inspect(database.engine)
         for table in metadata.sorted_tables:
             columns = {column["name"] for column in inspector.get_columns(table.name)}
