@@ -47,7 +47,7 @@ from shared.attestation import (
     verify_attestation,
 )
 from shared.block import Block, ChainError, block_from_json, block_to_json, verify_block_signature
-from shared.chain import ChainState, ChainVerifier
+from shared.chain import ChainState, ChainVerifier, VerifiedBlock
 from shared.crypto import SigningKey
 from shared.events import parse_timestamp
 from shared.genesis import GenesisConfig
@@ -158,7 +158,7 @@ class Validator:
         for stored in self._store.blocks(0, head.height):
             try:
                 block = block_from_json(stored.raw)
-                verifier.verify_block(block)
+                verified = verifier.verify_block(block)
             except ChainError as exc:
                 raise StoreIntegrityError(
                     f"stored block {stored.height} does not verify: {exc.message}",
@@ -173,6 +173,7 @@ class Validator:
                     computed=stored.block_hash,
                     height=stored.height,
                 )
+            self._audit_proof_data(verified)
         state = self._store.state()
         audited = verifier.state
         if state is None or audited is None or state.head_hash != audited.head_hash:
@@ -194,6 +195,38 @@ class Validator:
                 expected=head.log_root,
                 computed=root,
                 height=head.height,
+            )
+
+    def _audit_proof_data(self, verified: VerifiedBlock) -> None:
+        """What proofs are made of, for this block: every subtree it completed (leaves and
+        nodes, stored or recomputed from stored leaves) as its events give them, and every
+        one of its `(source, id)` found sealed (a lost one would let a duplicate through)."""
+        height = verified.block.header.height
+        addresses = [(level, index) for level, index, _ in verified.nodes]
+        try:
+            stored = self._store.subtree_hashes(addresses)
+        except KeyError as exc:
+            raise StoreIntegrityError(
+                "a stored subtree hash is missing", height=height, address=str(exc)
+            ) from exc
+        for (level, index, expected), found in zip(verified.nodes, stored, strict=True):
+            if found != expected:
+                raise StoreIntegrityError(
+                    "a stored subtree hash is not the one the block's events give",
+                    expected=expected.hex(),
+                    computed=found.hex(),
+                    height=height,
+                    level=level,
+                    index=index,
+                )
+        keys = verified.dedup_keys
+        missing = len(set(keys) - self._store.sealed_among(keys))
+        if missing:
+            raise StoreIntegrityError(
+                "sealed events are missing from the store's event index",
+                expected=len(keys),
+                computed=len(keys) - missing,
+                height=height,
             )
 
     def reattest_pending(self, *, limit: int = 100) -> int:

@@ -129,8 +129,8 @@ def downgrade() -> None:
     # Every node below STORED_LEVEL again, replayed from the leaves block by block.
     log = CompactRange()
     rows = bind.execute(sa.select(_leaves.c.hashes).order_by(_leaves.c.first_leaf))
-    for (packed,) in rows.all():
-        packed = bytes(packed)
+    for (stored,) in rows.all():
+        packed = bytes(stored)
         leaves = [packed[n : n + _HASH] for n in range(0, len(packed), _HASH)]
         lower = [node for node in log.extend(leaves) if node[0] < STORED_LEVEL]
         if lower:
