@@ -52,9 +52,18 @@ class Refusal:
 class ChainStore(Protocol):
     """What a validator stores. Every method is one transaction."""
 
-    def append(self, verified: VerifiedBlock, *, raw: bytes, offset: int | None) -> None:
-        """Store a verified block, its subtree nodes, its events' locations (the dedup keys)
-        and the new chain state together; `offset` is its `ledger.blocks` position."""
+    def append(
+        self,
+        verified: VerifiedBlock,
+        *,
+        raw: bytes,
+        offset: int | None,
+        attestation: Attestation | None = None,
+    ) -> None:
+        """Store a verified block, what its proofs need (its leaf hashes and the subtrees it
+        completed, in as few rows as the store can: ADR 0012), its events' locations (the
+        dedup keys) and the new chain state together; `offset` is its `ledger.blocks`
+        position; `attestation` (our own, of this block) is stored in the same transaction."""
 
     def state(self) -> ChainState | None:
         """The chain state after the last stored block (None before genesis)."""
@@ -75,7 +84,8 @@ class ChainStore(Protocol):
         """Where the event `(source, id)` was sealed."""
 
     def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
-        """`shared.merkle.SubtreeReader`: the stored perfect-subtree hashes, in one read."""
+        """`shared.merkle.SubtreeReader`: the perfect-subtree hashes, stored or recomputed
+        from stored leaves, in a bounded number of reads (two at most for the SQL store)."""
 
     def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
         """Store a verified attestation (False if it was stored already); `offset` is its

@@ -275,13 +275,18 @@ class Validator:
         except ChainError as exc:
             self._refuse(raw, exc, height=height, offset=offset)
             return None
-        self._store.append(verified, raw=block_to_json(block), offset=offset)
+        # Our attestation is stored with the block (one commit, not two); it is published
+        # only once both are durable, as before.
+        attestation = sign_attestation(block.header, self._key)
+        self._store.append(
+            verified, raw=block_to_json(block), offset=offset, attestation=attestation
+        )
         self._state = verified.state
         self._faults.head_moved()
         self._metrics.block_verified(
             height=height, events=len(block.events), seconds=self._monotonic() - started
         )
-        return self._attest(block)
+        return self._attest(block, stored=attestation)
 
     def _verifier(self, block: Block) -> ChainVerifier:
         # The sealed keys the block's events could clash with, read in one query: the
@@ -356,9 +361,11 @@ class Validator:
             extra={"reason": reason, "height": height, "detail": error.message},
         )
 
-    def _attest(self, block: Block) -> Attestation:
-        attestation = sign_attestation(block.header, self._key)
-        self._store.add_attestation(attestation, offset=None)
+    def _attest(self, block: Block, *, stored: Attestation | None = None) -> Attestation:
+        attestation = stored
+        if attestation is None:
+            attestation = sign_attestation(block.header, self._key)
+            self._store.add_attestation(attestation, offset=None)
         self._publisher.publish(attestation)
         self._remember_sealed_at(block)
         self._update_finality(block.header.height)

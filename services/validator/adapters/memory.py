@@ -50,7 +50,14 @@ class MemoryChainStore:
         self._refusals: list[Refusal] = []
         self._cursors: dict[str, int] = {}
 
-    def append(self, verified: VerifiedBlock, *, raw: bytes, offset: int | None) -> None:
+    def append(
+        self,
+        verified: VerifiedBlock,
+        *,
+        raw: bytes,
+        offset: int | None,
+        attestation: Attestation | None = None,
+    ) -> None:
         header = verified.block.header
         with self._lock:
             if header.height in self._blocks:
@@ -75,6 +82,8 @@ class MemoryChainStore:
                 self._events[key] = EventLocation(first + n, header.height)
             self._state = verified.state
             self._advance(BLOCKS_CURSOR, offset)
+            if attestation is not None:
+                self._store_attestation(attestation)
 
     def state(self) -> ChainState | None:
         return self._state
@@ -117,12 +126,15 @@ class MemoryChainStore:
     def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
         with self._lock:
             self._advance(ATTESTATIONS_CURSOR, offset)
-            stored = self._attestations.setdefault(attestation.height, {})
-            key = (attestation.validator, attestation.block_hash)
-            if key in stored:
-                return False
-            stored[key] = attestation
-            return True
+            return self._store_attestation(attestation)
+
+    def _store_attestation(self, attestation: Attestation) -> bool:
+        stored = self._attestations.setdefault(attestation.height, {})
+        key = (attestation.validator, attestation.block_hash)
+        if key in stored:
+            return False
+        stored[key] = attestation
+        return True
 
     def attestations_at(self, height: int) -> list[Attestation]:
         with self._lock:

@@ -160,7 +160,14 @@ class SqlChainStore:
 
     # --- blocks ----------------------------------------------------------------------
 
-    def append(self, verified: VerifiedBlock, *, raw: bytes, offset: int | None) -> None:
+    def append(
+        self,
+        verified: VerifiedBlock,
+        *,
+        raw: bytes,
+        offset: int | None,
+        attestation: Attestation | None = None,
+    ) -> None:
         header = verified.block.header
         first_leaf = header.tree_size - header.event_count
         with self._database.transaction() as tx:
@@ -198,6 +205,8 @@ class SqlChainStore:
             _save_state(tx, verified.state)
             if offset is not None:
                 _set_cursor(tx, BLOCKS_CURSOR, offset)
+            if attestation is not None:
+                _insert_attestation(tx, attestation)
 
     def state(self) -> ChainState | None:
         with self._database.read() as tx:
@@ -309,14 +318,7 @@ class SqlChainStore:
                 _set_cursor(tx, ATTESTATIONS_CURSOR, offset)
             if tx.execute(select(attestations_table.c.height).where(key)).first() is not None:
                 return False
-            tx.execute(
-                insert(attestations_table).values(
-                    height=attestation.height,
-                    validator=attestation.validator,
-                    block_hash=attestation.block_hash,
-                    raw=attestation.model_dump_json(),
-                )
-            )
+            _insert_attestation(tx, attestation)
         return True
 
     def attestations_at(self, height: int) -> list[Attestation]:
@@ -354,6 +356,17 @@ class SqlChainStore:
         with self._database.read() as tx:
             value = tx.execute(query).scalar_one_or_none()
         return None if value is None else int(value)
+
+
+def _insert_attestation(tx: Connection, attestation: Attestation) -> None:
+    tx.execute(
+        insert(attestations_table).values(
+            height=attestation.height,
+            validator=attestation.validator,
+            block_hash=attestation.block_hash,
+            raw=attestation.model_dump_json(),
+        )
+    )
 
 
 def _save_state(tx: Connection, state: ChainState) -> None:

@@ -171,6 +171,26 @@ def test_a_block_already_stored_cannot_be_appended_twice(
     assert store.cursor(BLOCKS_CURSOR) == 1  # the failed append left nothing behind
 
 
+def test_our_attestation_is_stored_with_its_block(
+    backend: tuple[Store, dict[str, object]],
+) -> None:
+    store, _ = backend
+    factory = ChainFactory()
+    factory.seal_many(1, 3)
+    verified = _verified_chain(factory)
+    ours = [sign_attestation(item.block.header, factory.keys["validator-1"]) for item in verified]
+    store.append(verified[0], raw=block_to_json(verified[0].block), offset=0)
+    store.append(verified[1], raw=block_to_json(verified[1].block), offset=1, attestation=ours[1])
+    assert store.attestations_at(1) == [ours[1]]
+    assert store.attestations_at(0) == []
+    assert not store.add_attestation(ours[1], offset=None)
+    with pytest.raises((IntegrityError, DuplicateBlockError)):
+        store.append(
+            verified[0], raw=block_to_json(verified[0].block), offset=2, attestation=ours[0]
+        )
+    assert store.attestations_at(0) == []  # the failed append stored nothing
+
+
 def test_attestations_finality_and_refusals(
     backend: tuple[Store, dict[str, object]],
 ) -> None:
