@@ -30,6 +30,20 @@ class StoredBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredHeader:
+    """A stored block's header fields, without its JSON: what heads, attestation checks and
+    finality need (reading a 500-event block's JSON for them cost more than the rest)."""
+
+    height: int
+    block_hash: str
+    tree_size: int
+    log_root: str
+    event_count: int
+    sealed_at: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
 class EventLocation:
     """Where a sealed event sits in the log."""
 
@@ -68,11 +82,14 @@ class ChainStore(Protocol):
     def state(self) -> ChainState | None:
         """The chain state after the last stored block (None before genesis)."""
 
-    def head(self) -> StoredBlock | None:
-        """The last stored block."""
+    def head(self) -> StoredHeader | None:
+        """The last stored block's header fields."""
 
     def block_at(self, height: int) -> StoredBlock | None:
         """The stored block at `height`."""
+
+    def header_at(self, height: int) -> StoredHeader | None:
+        """The header fields of the stored block at `height` (its JSON is not read)."""
 
     def blocks(self, first: int, last: int) -> Iterator[StoredBlock]:
         """The stored blocks of heights `[first, last]`, in order, read in pages."""

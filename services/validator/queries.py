@@ -14,7 +14,7 @@ from services.validator.errors import (
     UnknownBlockError,
     UnknownEventError,
 )
-from services.validator.ports import ChainStore, StoredBlock
+from services.validator.ports import ChainStore, StoredHeader
 from services.validator.service import Validator
 from shared.crypto import b64url_encode
 from shared.merkle import (
@@ -177,7 +177,7 @@ class ChainQueries:
             for refusal in self._store.refusals(limit)
         ]
 
-    def _head(self) -> StoredBlock:
+    def _head(self) -> StoredHeader:
         head = self._store.head()
         if head is None:
             raise NoChainYetError("no block verified yet")

@@ -58,10 +58,6 @@ from shared.sources import utc_now
 
 log = logging.getLogger(__name__)
 
-#: How many attested, not yet final blocks keep their `sealed_at` in memory; beyond that (a
-#: finality stalled for long) it is read back from the stored block when it becomes final.
-_PENDING_SEALED_AT = 4096
-
 
 class NullValidatorMetrics:
     """`ValidatorMetrics` that counts nothing (tests that do not look)."""
@@ -111,8 +107,6 @@ class Validator:
         self._state: ChainState | None = None
         self._faults = FaultBoard()
         self._rewound_at: int | None = None  # the head at the last MissingBlocksError
-        #: `sealed_at` of attested blocks not final yet, by height (see _PENDING_SEALED_AT).
-        self._pending_sealed_at: dict[int, str] = {}
 
     @property
     def state(self) -> ChainState | None:
@@ -367,15 +361,8 @@ class Validator:
             attestation = sign_attestation(block.header, self._key)
             self._store.add_attestation(attestation, offset=None)
         self._publisher.publish(attestation)
-        self._remember_sealed_at(block)
         self._update_finality(block.header.height)
         return attestation
-
-    def _remember_sealed_at(self, block: Block) -> None:
-        pending = self._pending_sealed_at
-        pending[block.header.height] = block.header.sealed_at
-        if len(pending) > _PENDING_SEALED_AT:
-            del pending[min(pending)]
 
     # --- attestations ----------------------------------------------------------------
 
@@ -388,7 +375,7 @@ class Validator:
                 chain_id=self._genesis.chain_id,
                 validators=self._genesis.validators,
             )
-            stored = self._store.block_at(attestation.height)
+            stored = self._store.header_at(attestation.height)
             if stored is not None and stored.block_hash == attestation.block_hash:
                 check_describes(
                     attestation,
@@ -417,9 +404,8 @@ class Validator:
         return added
 
     def _update_finality(self, height: int) -> None:
-        stored = self._store.block_at(height)
+        stored = self._store.header_at(height)
         if stored is None or stored.final:
-            self._pending_sealed_at.pop(height, None)
             return
         try:
             final = final_block_hash(
@@ -444,10 +430,7 @@ class Validator:
             return
         self._store.mark_final(height)
         self._metrics.finalized(height=height)
-        sealed_at = self._pending_sealed_at.pop(height, None)
-        if sealed_at is None:  # attested before a restart, or evicted: read it back
-            sealed_at = str(json.loads(stored.raw)["header"]["sealed_at"])
-        waited = self._wall_clock() - parse_timestamp(sealed_at)
+        waited = self._wall_clock() - parse_timestamp(stored.sealed_at)
         self._metrics.sealed_to_final(seconds=max(0.0, waited.total_seconds()))
 
     def _alarm(self, reason: str, height: int, evidence: dict[str, Any]) -> None:

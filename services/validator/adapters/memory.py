@@ -13,6 +13,7 @@ from services.validator.ports import (
     EventLocation,
     Refusal,
     StoredBlock,
+    StoredHeader,
 )
 from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
@@ -41,6 +42,7 @@ class MemoryChainStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._blocks: dict[int, StoredBlock] = {}
+        self._sealed_at: dict[int, str] = {}
         self._upper: dict[Address, bytes] = {}
         self._leaf_firsts: list[int] = []  # each block's first leaf, ascending
         self._leaf_rows: list[PackedLeaves] = []
@@ -71,6 +73,7 @@ class MemoryChainStore:
                 raw=raw,
                 final=False,
             )
+            self._sealed_at[header.height] = header.sealed_at
             first = header.tree_size - header.event_count
             self._leaf_firsts.append(first)
             self._leaf_rows.append((first, pack_leaves(verified.leaf_hashes)))
@@ -88,12 +91,28 @@ class MemoryChainStore:
     def state(self) -> ChainState | None:
         return self._state
 
-    def head(self) -> StoredBlock | None:
+    def head(self) -> StoredHeader | None:
         with self._lock:
-            return self._blocks[max(self._blocks)] if self._blocks else None
+            return self._header(max(self._blocks)) if self._blocks else None
 
     def block_at(self, height: int) -> StoredBlock | None:
         return self._blocks.get(height)
+
+    def header_at(self, height: int) -> StoredHeader | None:
+        with self._lock:
+            return self._header(height) if height in self._blocks else None
+
+    def _header(self, height: int) -> StoredHeader:
+        block = self._blocks[height]
+        return StoredHeader(
+            height=block.height,
+            block_hash=block.block_hash,
+            tree_size=block.tree_size,
+            log_root=block.log_root,
+            event_count=block.event_count,
+            sealed_at=self._sealed_at[height],
+            final=block.final,
+        )
 
     def blocks(self, first: int, last: int) -> Iterator[StoredBlock]:
         with self._lock:

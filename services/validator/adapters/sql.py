@@ -37,6 +37,7 @@ from services.validator.ports import (
     EventLocation,
     Refusal,
     StoredBlock,
+    StoredHeader,
 )
 from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
@@ -215,11 +216,17 @@ class SqlChainStore:
             ).scalar_one_or_none()
         return None if data is None else ChainState.from_json(bytes(data))
 
-    def head(self) -> StoredBlock | None:
-        query = select(blocks_table).order_by(blocks_table.c.height.desc()).limit(1)
+    def head(self) -> StoredHeader | None:
+        query = select(*_HEADER_COLUMNS).order_by(blocks_table.c.height.desc()).limit(1)
         with self._database.read() as tx:
             row = tx.execute(query).first()
-        return None if row is None else _stored_block(row)
+        return None if row is None else _stored_header(row)
+
+    def header_at(self, height: int) -> StoredHeader | None:
+        query = select(*_HEADER_COLUMNS).where(blocks_table.c.height == height)
+        with self._database.read() as tx:
+            row = tx.execute(query).first()
+        return None if row is None else _stored_header(row)
 
     def block_at(self, height: int) -> StoredBlock | None:
         query = select(blocks_table).where(blocks_table.c.height == height)
@@ -389,6 +396,22 @@ def _set_cursor(tx: Connection, topic: str, offset: int) -> None:
         tx.execute(
             update(cursors_table).where(cursors_table.c.topic == topic).values(last_offset=offset)
         )
+
+
+_HEADER_COLUMNS = tuple(column for column in blocks_table.c if column.name != "raw")
+
+
+def _stored_header(row: Row[Any]) -> StoredHeader:
+    values = row._mapping
+    return StoredHeader(
+        height=int(values["height"]),
+        block_hash=str(values["block_hash"]),
+        tree_size=int(values["tree_size"]),
+        log_root=str(values["log_root"]),
+        event_count=int(values["event_count"]),
+        sealed_at=str(values["sealed_at"]),
+        final=bool(values["final"]),
+    )
 
 
 def _stored_block(row: Row[Any]) -> StoredBlock:

@@ -96,7 +96,10 @@ def test_appended_blocks_are_read_back_with_state_locations_and_cursor(
     assert head.height == 4
     assert head.block_hash == factory.blocks[-1].block_hash
     assert head.tree_size == 29
-    assert head.raw == block_to_json(factory.blocks[-1])
+    assert head.sealed_at == factory.blocks[-1].header.sealed_at
+    stored = store.block_at(4)
+    assert stored is not None
+    assert stored.raw == block_to_json(factory.blocks[-1])
     state = store.state()
     assert state is not None
     assert state.head_hash == factory.state.head_hash
