@@ -9,10 +9,8 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Connection,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -26,10 +24,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Row
+from sqlalchemy.sql import Select
 
 from services.validator.ports import (
     ATTESTATIONS_CURSOR,
@@ -73,12 +71,18 @@ blocks_table = Table(
     Column("event_count", Integer(), nullable=False),
     Column("sealed_at", String(40), nullable=False),
     Column("raw", LargeBinary(), nullable=False),
-    Column("final", Boolean(), nullable=False),
-    Index(
-        "ix_validator_blocks_final",
+)
+#: The final heights, one small row each. Not a column of `validator_blocks`: SQLite keeps a
+#: column stored after the block's JSON behind that JSON's overflow pages, so reading or
+#: setting it walked (and rewrote) hundreds of kilobytes per block.
+finals_table = Table(
+    "validator_finals",
+    metadata,
+    Column(
         "height",
-        sqlite_where=text("final = 1"),
-        postgresql_where=text("final"),
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
     ),
 )
 #: Perfect subtrees at `STORED_LEVEL` and above only: a handful of rows per block. The ones
@@ -182,7 +186,6 @@ class SqlChainStore:
                     event_count=header.event_count,
                     sealed_at=header.sealed_at,
                     raw=raw,
-                    final=False,
                 )
             )
             insert_rows(
@@ -217,19 +220,19 @@ class SqlChainStore:
         return None if data is None else ChainState.from_json(bytes(data))
 
     def head(self) -> StoredHeader | None:
-        query = select(*_HEADER_COLUMNS).order_by(blocks_table.c.height.desc()).limit(1)
+        query = _with_final(*_HEADER_COLUMNS).order_by(blocks_table.c.height.desc()).limit(1)
         with self._database.read() as tx:
             row = tx.execute(query).first()
         return None if row is None else _stored_header(row)
 
     def header_at(self, height: int) -> StoredHeader | None:
-        query = select(*_HEADER_COLUMNS).where(blocks_table.c.height == height)
+        query = _with_final(*_HEADER_COLUMNS).where(blocks_table.c.height == height)
         with self._database.read() as tx:
             row = tx.execute(query).first()
         return None if row is None else _stored_header(row)
 
     def block_at(self, height: int) -> StoredBlock | None:
-        query = select(blocks_table).where(blocks_table.c.height == height)
+        query = _with_final(*blocks_table.c).where(blocks_table.c.height == height)
         with self._database.read() as tx:
             row = tx.execute(query).first()
         return None if row is None else _stored_block(row)
@@ -238,7 +241,7 @@ class SqlChainStore:
         height = first
         while height <= last:
             query = (
-                select(blocks_table)
+                _with_final(*blocks_table.c)
                 .where(blocks_table.c.height >= height, blocks_table.c.height <= last)
                 .order_by(blocks_table.c.height)
                 .limit(_PAGE)
@@ -251,13 +254,15 @@ class SqlChainStore:
             height = page[-1].height + 1
 
     def mark_final(self, height: int) -> None:
+        known = select(finals_table.c.height).where(finals_table.c.height == height)
+        stored = select(blocks_table.c.height).where(
+            blocks_table.c.height == height, ~known.exists()
+        )
         with self._database.transaction() as tx:
-            tx.execute(
-                update(blocks_table).where(blocks_table.c.height == height).values(final=True)
-            )
+            tx.execute(insert(finals_table).from_select(["height"], stored))
 
     def final_height(self) -> int | None:
-        query = select(func.max(blocks_table.c.height)).where(blocks_table.c.final)
+        query = select(func.max(finals_table.c.height))
         with self._database.read() as tx:
             value = tx.execute(query).scalar_one_or_none()
         return None if value is None else int(value)
@@ -399,6 +404,13 @@ def _set_cursor(tx: Connection, topic: str, offset: int) -> None:
 
 
 _HEADER_COLUMNS = tuple(column for column in blocks_table.c if column.name != "raw")
+
+
+def _with_final(*columns: Any) -> Select[Any]:
+    """SELECT `columns` of blocks, with `final` from `validator_finals`."""
+    final = finals_table.c.height.is_not(None).label("final")
+    joined = blocks_table.outerjoin(finals_table, finals_table.c.height == blocks_table.c.height)
+    return select(*columns, final).select_from(joined)
 
 
 def _stored_header(row: Row[Any]) -> StoredHeader:

@@ -76,7 +76,7 @@ def _write_old_layout(
                     event_count=header.event_count,
                     sealed_at=header.sealed_at,
                     raw=block_to_json(item.block),
-                    final=False,
+                    final=header.height <= 3,
                 )
             )
             nodes = [
@@ -147,6 +147,8 @@ def test_an_old_layout_store_is_converted_and_converted_back(
         assert found is not None
         assert (found.height, found.leaf_index) == (4, 1 + 3 * 120 + 7)
         assert store.cursor(BLOCKS_CURSOR) == 5
+        assert store.final_height() == 3
+        assert [b.final for b in store.blocks(0, 5)] == [True] * 4 + [False] * 2
         validator = Validator(
             store=store,
             key=factory.keys["validator-1"],
@@ -168,6 +170,9 @@ def test_an_old_layout_store_is_converted_and_converted_back(
         if lose_leaves_of is None:
             assert nodes == old_nodes
         with database.read() as tx:
+            finals = tx.execute(select(_old_blocks.c.height).where(_old_blocks.c.final)).all()
+        assert sorted(int(h) for (h,) in finals) == [0, 1, 2, 3]
+        with database.read() as tx:
             tables = {
                 name
                 for (name,) in tx.execute(
@@ -176,4 +181,4 @@ def test_an_old_layout_store_is_converted_and_converted_back(
                     else text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
                 )
             }
-        assert "validator_leaves" not in tables
+        assert not {"validator_leaves", "validator_finals"} & tables

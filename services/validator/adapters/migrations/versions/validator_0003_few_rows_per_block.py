@@ -1,6 +1,7 @@
 """Few rows per block (ADR 0012): each block's leaf hashes in one `validator_leaves` row,
-subtree nodes kept only from level 8 up, and event locations without their height (found
-from `validator_leaves`), in a table WITHOUT ROWID on SQLite.
+subtree nodes kept only from level 8 up, event locations without their height (found from
+`validator_leaves`) in a table WITHOUT ROWID on SQLite, and the final heights in
+`validator_finals` instead of a column stored after each block's JSON.
 
 Existing data is converted, not dropped: leaves come from the stored level-0 nodes (or, where
 one is missing, are hashed again from the stored block's events), nodes at level 8 and up are
@@ -101,6 +102,22 @@ def upgrade() -> None:
     op.drop_table("validator_events")
     op.rename_table("validator_events_new", "validator_events")
 
+    op.create_table(
+        "validator_finals",
+        sa.Column(
+            "height",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+    )
+    op.execute(
+        "INSERT INTO validator_finals (height) SELECT height FROM validator_blocks WHERE final"
+    )
+    op.drop_index("ix_validator_blocks_final", table_name="validator_blocks")
+    with op.batch_alter_table("validator_blocks") as batch:
+        batch.drop_column("final")
+
 
 def _leaves_of_block(bind: sa.Connection, height: int) -> list[bytes]:
     """The leaf hashes of a stored block, hashed again from its events (RFC 6962 leaves)."""
@@ -110,6 +127,22 @@ def _leaves_of_block(bind: sa.Connection, height: int) -> list[bytes]:
 
 def downgrade() -> None:
     bind = op.get_bind()
+    with op.batch_alter_table("validator_blocks") as batch:
+        batch.add_column(
+            sa.Column("final", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.execute(
+        "UPDATE validator_blocks SET final = TRUE "
+        "WHERE height IN (SELECT height FROM validator_finals)"
+    )
+    op.create_index(
+        "ix_validator_blocks_final",
+        "validator_blocks",
+        ["height"],
+        sqlite_where=sa.text("final = 1"),
+        postgresql_where=sa.text("final"),
+    )
+    op.drop_table("validator_finals")
     op.create_table(
         "validator_events_old",
         sa.Column("source", sa.Text(), primary_key=True),
