@@ -34,6 +34,7 @@ from services.validator.ports import (
     AttestationPublisher,
     ChainStore,
     Refusal,
+    StoredHeader,
     ValidatorMetrics,
 )
 from shared.admission import InMemorySeenEvents
@@ -280,7 +281,16 @@ class Validator:
         self._metrics.block_verified(
             height=height, events=len(block.events), seconds=self._monotonic() - started
         )
-        return self._attest(block, stored=attestation)
+        fresh = StoredHeader(
+            height=height,
+            block_hash=block.block_hash,
+            tree_size=block.header.tree_size,
+            log_root=block.header.log_root,
+            event_count=block.header.event_count,
+            sealed_at=block.header.sealed_at,
+            final=False,
+        )
+        return self._attest(block, stored=attestation, header=fresh)
 
     def _verifier(self, block: Block) -> ChainVerifier:
         # The sealed keys the block's events could clash with, read in one query: the
@@ -355,13 +365,19 @@ class Validator:
             extra={"reason": reason, "height": height, "detail": error.message},
         )
 
-    def _attest(self, block: Block, *, stored: Attestation | None = None) -> Attestation:
+    def _attest(
+        self,
+        block: Block,
+        *,
+        stored: Attestation | None = None,
+        header: StoredHeader | None = None,
+    ) -> Attestation:
         attestation = stored
         if attestation is None:
             attestation = sign_attestation(block.header, self._key)
             self._store.add_attestation(attestation, offset=None)
         self._publisher.publish(attestation)
-        self._update_finality(block.header.height)
+        self._update_finality(block.header.height, known=header)
         return attestation
 
     # --- attestations ----------------------------------------------------------------
@@ -403,8 +419,10 @@ class Validator:
             self._update_finality(attestation.height)
         return added
 
-    def _update_finality(self, height: int) -> None:
-        stored = self._store.header_at(height)
+    def _update_finality(self, height: int, *, known: StoredHeader | None = None) -> None:
+        """Mark `height` final if its attestations reach the quorum; `known` is its stored
+        header when the caller has it (the block it just stored), sparing a read."""
+        stored = known if known is not None else self._store.header_at(height)
         if stored is None or stored.final:
             return
         try:
