@@ -46,8 +46,12 @@ test: lint system-tools ## lint, then the whole suite (unit, integration, end-to
 unit: $(STAMP) ## only the fast unit tests
 	$(PY) -m pytest tests/unit -q
 
-bench: $(STAMP) ## benchmarks (throughput, latency, memory); writes .bench/
-	$(PY) -m tests.bench
+# One run of every benchmark, side by side (about 20 minutes on 2 cores): .bench/runs/<UTC time>/
+# (results.json, results.md, load.png), .bench/latest, and the table in docs/performance.md.
+# BENCH_ARGS=--quick for smaller sizes; BENCH_ARGS="pipeline memory" for a subset.
+BENCH_ARGS ?=
+bench: $(STAMP) ## benchmarks, one run side by side: .bench/runs/<time>/ (BENCH_ARGS=--quick)
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 clean-data: ## remove the local dev keys, genesis and stores under data/
 	rm -rf data

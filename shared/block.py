@@ -32,7 +32,7 @@ from shared.admission import (
     admit,
     apply_sealed_event,
 )
-from shared.canonical import canonicalize
+from shared.canonical import canonicalize, read_canonical
 from shared.crypto import (
     EncodingError,
     SignatureError,
@@ -67,6 +67,7 @@ __all__ = [
     "build_genesis_block",
     "event_positions",
     "format_timestamp",
+    "read_block",
     "seal_block",
     "verify_block_signature",
 ]
@@ -199,25 +200,130 @@ def verify_block_signature(block: Block, sealer_did: str) -> None:
         ) from exc
 
 
-def block_to_json(block: Block) -> bytes:
-    """The block as compact UTF-8 JSON (keys sorted, so equal blocks give equal bytes)."""
+def block_to_json(block: Block, *, leaves: Sequence[bytes] | None = None) -> bytes:
+    """The block as compact UTF-8 JSON, members sorted, each event written as its RFC 8785
+    bytes (the Merkle leaf): equal blocks give equal bytes, and `read_block` finds each
+    event's leaf in them without encoding it again.
+
+    `leaves` are the events' canonical bytes when the caller has them (the builder does);
+    otherwise each event is canonicalised here. The header and signature are written as
+    `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes them, the
+    form blocks have always had; events without floats were always written so, since JCS and
+    that encoder agree on them (shared.canonical).
+    """
+    if leaves is None:
+        leaves = [canonicalize(event) for event in block.events]
+    elif len(leaves) != len(block.events):
+        raise ValueError("one leaf per event of the block")
+    return b"".join(
+        (
+            b'{"block_hash":',
+            _compact(block.block_hash),
+            b',"events":[',
+            b",".join(leaves),
+            b'],"header":',
+            _compact(block.header.model_dump(mode="json")),
+            b',"signature":',
+            _compact(block.signature),
+            b"}",
+        )
+    )
+
+
+def _compact(value: object) -> bytes:
     return json.dumps(
-        block.model_dump(mode="json"),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
 
 
 def block_from_json(data: bytes | str) -> Block:
     """Parse a block strictly (no member missing or extra); raise `BlockFormatError`."""
+    return read_block(data)[0]
+
+
+def read_block(data: bytes | str) -> tuple[Block, tuple[bytes, ...] | None]:
+    """Parse a block strictly, and give the RFC 8785 bytes of its events (the Merkle leaves,
+    in order) when `data` holds them as such: a verifier then hashes them directly. The
+    leaves are None when `data` is any other JSON form of a block (`block_from_json` of it is
+    then the general parse's, and a verifier canonicalises each event)."""
+    text = data if isinstance(data, str) else _utf8_or_none(data)
+    read = None if text is None else _read_written_form(text)
+    if read is not None:
+        return read
     try:
-        return Block.model_validate_json(data)
+        return Block.model_validate_json(data), None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise BlockFormatError(f"not a block: {where}: {first['msg']}") from None
+
+
+def _utf8_or_none(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # the general parse gives the verdict
+
+
+def _read_written_form(text: str) -> tuple[Block, tuple[bytes, ...]] | None:
+    """The block and its leaves if `text` is exactly what `block_to_json` writes, else None.
+
+    Each member is read by `read_canonical`, so every value read is exactly its text's RFC
+    8785 form; the members come in `block_to_json`'s order and nothing else is there, so the
+    general parse would read the same values (a JSON object of exactly Block's members). The
+    header and the top level are then validated as the general parse validates them.
+    """
+    fields: dict[str, object] = {}
+    position = 0
+    for name in ("block_hash", "events", "header", "signature"):
+        opening = ("{" if name == "block_hash" else ",") + f'"{name}":'
+        if not text.startswith(opening, position):
+            return None
+        position += len(opening)
+        if name == "events":
+            events = _read_events(text, position)
+            if events is None:
+                return None
+            fields[name], leaves, position = events
+            continue
+        read = read_canonical(text, position)
+        if read is None:
+            return None
+        fields[name], position = read
+    if text[position:] != "}":
+        return None
+    try:
+        block = Block.model_validate({**fields, "events": ()})
+    except ValidationError:
+        return None  # the general parse says why
+    # The events were read as JSON objects, which is all Block's validation checks of them.
+    return block.model_copy(update={"events": fields["events"]}), leaves
+
+
+def _read_events(
+    text: str, position: int
+) -> tuple[tuple[dict[str, Any], ...], tuple[bytes, ...], int] | None:
+    """The events array at `position`, each event read as `_read_written_form` reads a
+    member, with its text as its leaf; and where the array ends."""
+    if not text.startswith("[", position):
+        return None
+    position += 1
+    events: list[dict[str, Any]] = []
+    leaves: list[bytes] = []
+    if text.startswith("]", position):
+        return (), (), position + 1
+    while True:
+        read = read_canonical(text, position)
+        if read is None or type(read[0]) is not dict:
+            return None
+        events.append(read[0])
+        leaves.append(text[position : read[1]].encode("utf-8"))
+        position = read[1] + 1
+        separator = text[read[1] : position]
+        if separator == "]":
+            return tuple(events), tuple(leaves), position
+        if separator != ",":
+            return None
 
 
 def build_genesis_block(
@@ -272,6 +378,8 @@ class BlockBuilder:
         self.last_offsets = dict(last_offsets)
         self.byte_size = 0
         self.events: list[dict[str, Any]] = []
+        #: The admitted events' RFC 8785 bytes, in leaf order (`block_to_json(leaves=...)`).
+        self.leaves: list[bytes] = []
         self.leaf_hashes: list[bytes] = []
         self.nodes: list[StoredNode] = []
         self._seen = PendingSeenEvents(seen)
@@ -319,6 +427,7 @@ class BlockBuilder:
             self.registry = registry
             self._verdicts = {}
         self.events.append(parsed.event)
+        self.leaves.append(parsed.leaf_bytes)
         self.byte_size += len(parsed.leaf_bytes)
         self.last_offsets[(topic, partition)] = offset
         run = self._runs[-1] if self._runs else None

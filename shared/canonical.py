@@ -42,7 +42,14 @@ import rfc8785
 
 from shared.errors import CareLedgerError
 
-__all__ = ["MAX_SAFE_INTEGER", "CanonicalizationError", "canonicalize", "parse_json"]
+__all__ = [
+    "MAX_SAFE_INTEGER",
+    "CanonicalizationError",
+    "canonicalize",
+    "parse_canonical",
+    "parse_json",
+    "read_canonical",
+]
 
 #: The integers an IEEE 754 double represents exactly; RFC 8785 (via I-JSON) allows no others
 #: (a larger magnitude has no canonical form, so nothing holding one can be hashed or signed).
@@ -52,6 +59,32 @@ _SCALARS: Final = frozenset({str, bool, type(None)})
 # json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once; see above.
 _ENCODE: Final = make_encoder(
     None, json.JSONEncoder().default, encode_basestring, None, ":", ",", True, False, True
+)
+
+
+class _NotExact(Exception):  # noqa: N818 - an internal signal, never escapes this module
+    """A token `read_canonical` cannot vouch for without a walk: a float, NaN/Infinity, or an
+    integer beyond ±(2**53 - 1)."""
+
+
+def _not_exact(_token: str) -> object:
+    raise _NotExact
+
+
+def _exact_int(token: str) -> int:
+    number = int(token)
+    if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+        return number
+    raise _NotExact
+
+
+# The standard library's reader without a hook per object, refusing floats (JCS prints them
+# the ECMAScript way), NaN/Infinity (not JSON) and unsafe integers (JCS has no form for them):
+# what it returns holds exactly dict, list, str, int within ±(2**53 - 1), bool and None. Its
+# only state is the scanner's cache of member names, cleared after each call: one can be
+# shared between calls and threads.
+_EXACT_READER: Final = json.JSONDecoder(
+    parse_float=_not_exact, parse_constant=_not_exact, parse_int=_exact_int
 )
 
 
@@ -140,3 +173,49 @@ def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
+
+
+def read_canonical(text: str, start: int = 0) -> tuple[object, int] | None:
+    """The JSON value that starts at `text[start]` and where it ends, if its text is exactly
+    its RFC 8785 form; None if it is not, or if telling would need `canonicalize`'s walk (the
+    caller then takes the general path). No whitespace is skipped before the value.
+
+    For verifiers handed canonical text (events from publishers, events inside a block): the
+    value is read once and encoded once, both in C, and the text is the canonical bytes, to
+    hash directly. Why the text of a value it returns is the value's JCS form:
+
+    - the reader refused floats, constants and unsafe integers, so the value holds exactly
+      dict, list, str, int within ±(2**53 - 1), bool and None;
+    - the C encoder wrote exactly that text, which holds no astral character, so no key of
+      the value holds one (an escaped one in the text would have been written unescaped and
+      differ), nor any string a lone surrogate (written raw, it differs from its escape);
+    - these are the conditions of `_fast_path_is_exact`, under which the C encoder writes the
+      JCS form (module docstring).
+
+    It also rules out what `parse_json` refuses: the encoder writes each member name once, so
+    an object repeating one would have been written shorter than its text.
+    """
+    if text[start : start + 1].isspace():
+        return None  # the reader would skip it; JCS writes none
+    try:
+        value, end = _EXACT_READER.raw_decode(text, start)
+        encoded = "".join(_ENCODE(value, 0))
+    except (ValueError, _NotExact, RecursionError):
+        return None
+    span = text[start:end]
+    if encoded != span or (not span.isascii() and max(span) > _LAST_BMP_CHARACTER):
+        return None
+    return value, end
+
+
+def parse_canonical(raw: bytes) -> object | None:
+    """The JSON value whose RFC 8785 form is exactly `raw` (UTF-8), or None: see
+    `read_canonical`, here for a whole text with nothing after the value."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    read = read_canonical(text)
+    if read is None or read[1] != len(text):
+        return None
+    return read[0]

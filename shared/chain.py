@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,13 +31,13 @@ from shared.block import (
     ChainError,
     PartitionKey,
     SourceOffsetError,
-    block_from_json,
     block_hash,
     event_positions,
+    read_block,
     verify_block_signature,
 )
 from shared.canonical import canonicalize
-from shared.envelope import EventRejected, parse_event_object, verify_event
+from shared.envelope import EventRejected, parse_canonical_event, parse_event_object, verify_event
 from shared.errors import VerificationError
 from shared.events import parse_timestamp
 from shared.genesis import GenesisConfig, verify_genesis_event
@@ -222,11 +222,15 @@ class ChainVerifier:
         return self._state
 
     def verify_block(
-        self, block: Block, *, check_signature: SignatureCheck = verify_event
+        self,
+        block: Block,
+        *,
+        leaves: Sequence[bytes] | None = None,
+        check_signature: SignatureCheck = verify_event,
     ) -> VerifiedBlock:
         """Verify the genesis block first (`verify_genesis`), then each next one."""
         if self._state is not None:
-            return self.verify_next(block, check_signature=check_signature)
+            return self.verify_next(block, leaves=leaves, check_signature=check_signature)
         state = self._start(block)
         leaf = state.log.frontier()[0]  # a log of one leaf is that leaf
         return VerifiedBlock(block, [leaf], [(0, 0, leaf)], [_dedup_key(block.events[0])], state)
@@ -267,13 +271,22 @@ class ChainVerifier:
         return self._state
 
     def verify_next(
-        self, block: Block, *, check_signature: SignatureCheck = verify_event
+        self,
+        block: Block,
+        *,
+        leaves: Sequence[bytes] | None = None,
+        check_signature: SignatureCheck = verify_event,
     ) -> VerifiedBlock:
         """Verify the block that extends the head; on success it becomes the head.
 
-        `check_signature` lets a caller that verified the events' signatures in a batch
-        (`PreverifiedSignatures`) spare this process checking them again.
+        `leaves` are the RFC 8785 bytes of the block's events as `shared.block.read_block`
+        found them in the block's text: they are hashed and checked as they are, not encoded
+        again (None: each event is canonicalised). `check_signature` lets a caller that
+        verified the events' signatures in a batch (`PreverifiedSignatures`) spare this
+        process checking them again.
         """
+        if leaves is not None and len(leaves) != len(block.events):
+            raise ValueError("one leaf per event of the block")
         state = self._state
         if state is None:
             raise GenesisBlockError("no genesis block verified yet", height=block.header.height)
@@ -299,7 +312,11 @@ class ChainVerifier:
         for index, (event, position) in enumerate(zip(block.events, positions, strict=True)):
             topic, partition, offset = position
             try:
-                parsed = parse_event_object(event)
+                parsed = (
+                    parse_event_object(event)
+                    if leaves is None
+                    else parse_canonical_event(event, leaves[index])
+                )
                 builder.admit(parsed, topic=topic, partition=partition, offset=offset)
             except EventRejected as exc:
                 raise EventAdmissionError(
@@ -335,8 +352,9 @@ def verify_chain(
 ) -> ChainHead:
     """Verify a whole chain from its genesis block; return its head or raise a `ChainError`."""
     verifier = ChainVerifier(seen=seen, trusted_genesis=trusted_genesis)
-    for block in blocks:
-        verifier.verify_block(block_from_json(block) if isinstance(block, bytes) else block)
+    for item in blocks:
+        block, leaves = read_block(item) if isinstance(item, bytes) else (item, None)
+        verifier.verify_block(block, leaves=leaves)
     if verifier.state is None:
         raise GenesisBlockError("the chain is empty: no genesis block")
     return verifier.state.chain_head

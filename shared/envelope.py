@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import datetime
 import enum
-import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from shared.canonical import CanonicalizationError, canonicalize, parse_json
+from shared.canonical import CanonicalizationError, canonicalize, parse_canonical, parse_json
 from shared.crypto import (
     SIGNATURE_BYTES,
     EncodingError,
@@ -38,6 +37,7 @@ __all__ = [
     "DATA_CONTENT_TYPE",
     "EVENT_TYPE_PATTERN",
     "MAX_EVENT_BYTES",
+    "MAX_EVENT_DEPTH",
     "SPEC_VERSION",
     "EventRejected",
     "EventSignatureError",
@@ -48,14 +48,20 @@ __all__ = [
     "is_rfc3339_utc",
     "kafka_key",
     "parse_and_verify",
+    "parse_canonical_event",
     "parse_event",
     "parse_event_object",
     "sign_event",
+    "signature_rejection",
     "uuid7",
     "verify_event",
 ]
 
 MAX_EVENT_BYTES: Final = 64 * 1024
+#: The deepest nesting of objects and arrays an event may have, the event object itself being
+#: level 1 (so `data` is level 2). Checked on the bytes before they are parsed, so the verdict
+#: is the same in every process whatever its stack depth or recursion limit.
+MAX_EVENT_DEPTH: Final = 32
 CONTENT_TYPE: Final = "application/cloudevents+json"
 CONTENT_TYPE_HEADER: Final = "content-type"
 SPEC_VERSION: Final = "1.0"
@@ -82,10 +88,11 @@ _ALLOWED: Final = _SIGNED_REQUIRED | {"subject", "dataschema"}
 _STRING_MEMBERS: Final = tuple(sorted(_ALLOWED - {"data"}))
 # The signature member as JCS writes it; see `_without_signature` for why this is safe.
 _SIGNATURE_MEMBER: Final = b',"signature":"'
-# The standard library's reader without parse_json's per-object hook; see `parse_event`. Its
-# only state is the scanner's cache of member names (each mapped to an equal string, cleared
-# after each call), so sharing one between calls and threads cannot change what it reads.
-_PLAIN_JSON: Final = json.JSONDecoder()
+# A string token (escapes included) or one bracket: what `_depth_of` scans. Brackets inside
+# strings are inside the string tokens, so only structural ones are seen on their own.
+_OPENING: Final = (b"{", b"[")
+_CLOSING: Final = (b"}", b"]")
+_DEPTH_TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
 class Reason(enum.StrEnum):
@@ -220,63 +227,106 @@ def parse_event(raw: bytes) -> ParsedEvent:
     """Parse and structurally validate a Kafka value; raise `EventRejected` (`too_large` or
     `malformed`). The signature is decoded but not checked: see `verify_event`.
 
-    `parse_json`'s duplicate-name check costs a Python call per JSON object, and publishers
-    send canonical bytes (`encode_event`). So the value is first read with the plain reader
-    and run through `_parsed`; when its canonical form is `raw` itself, that is the answer:
+    Publishers send canonical bytes (`encode_event`), so the value is first read by
+    `shared.canonical.parse_canonical`: when `raw` is exactly the RFC 8785 form of what it
+    holds, the value is read once (no duplicate-name hook, no walk, no second encoding) and
+    `raw` is the leaf. This gives the verdict the general path would:
 
-    - `raw` is then a JCS text, and JCS writes each object's member names once each (they are
-      a dict's keys, and distinct strings are written distinctly), as valid UTF-8, without
-      NaN or Infinity, and as one value with nothing around it: everything `parse_json`
-      refuses is absent, so it would accept `raw`;
-    - on a text it accepts, `parse_json` builds the same dicts as the plain reader: the same
-      C scanner reads the same members in the same order, and ``dict(pairs)`` of unique
-      names is what the scanner builds itself without the hook;
-    - `_parsed` depends only on the dict's contents and order, so it gives the same event.
+    - `parse_json` accepts `raw` (it is a JCS text: UTF-8, one value, each member name once,
+      no NaN or Infinity), and builds the same dicts in the same order as the plain reader;
+    - `_parsed` depends only on the dict's contents and order, and its `canonicalize(event)`
+      would give `raw` back, which `parse_canonical` established.
 
-    Otherwise the strict reader decides as before, in the same order of checks: its error if
-    it has one, else (the reader refusing nothing the plain one accepted) the same dict, and
-    the result computed already. Anything that goes wrong on the plain path (an error from the
-    reader or from `_parsed`, trailing text, not an object, a `raw` that is not exactly
-    `bytes`) sends the value down the original path whole, whose verdict is the one given.
+    Otherwise (any other text, a `raw` that is not exactly `bytes`) the strict reader decides.
+    Before either, the nesting depth is counted on the bytes (`MAX_EVENT_DEPTH`).
     """
     if len(raw) > MAX_EVENT_BYTES:
         raise EventRejected(
             Reason.TOO_LARGE, f"{len(raw)} bytes, over {MAX_EVENT_BYTES}", size=len(raw)
         )
-    parsed = _parsed_plainly(raw) if type(raw) is bytes else None
-    if parsed is not None and parsed.leaf_bytes == raw:
-        return parsed
+    _check_text_depth(raw)
+    if type(raw) is bytes:
+        event = parse_canonical(raw)
+        if type(event) is dict:
+            return _parsed(event, raw, raw)
     try:
         event = parse_json(raw)
     except ValueError as exc:  # also UnicodeDecodeError and over-long integers
         raise EventRejected(Reason.MALFORMED, f"not UTF-8 JSON: {exc}") from None
-    except RecursionError:
-        raise EventRejected(Reason.MALFORMED, "JSON nested too deeply") from None
-    if parsed is not None:
-        return parsed  # parse_json read the same object: see above
     if type(event) is not dict:
         raise EventRejected(Reason.MALFORMED, "the event is not a JSON object")
     return _parsed(event, raw)
 
 
-def _parsed_plainly(raw: bytes) -> ParsedEvent | None:
-    """`_parsed` of `raw` read by the plain reader, or None if anything at all goes wrong."""
-    try:
-        text = raw.decode("utf-8")
-        event, end = _PLAIN_JSON.raw_decode(text)
-        if end != len(text) or type(event) is not dict:
-            return None
-        return _parsed(event, raw)
-    except Exception:  # whatever it was, the original path gives the verdict
-        return None
+def parse_canonical_event(event: dict[str, object], leaf_bytes: bytes) -> ParsedEvent:
+    """Like `parse_event` for an event already read whose canonical bytes are known to be
+    `leaf_bytes` (a block's event read by `shared.canonical.read_canonical`): nothing is read
+    or encoded again. Same verdicts as `parse_event(leaf_bytes)`."""
+    if len(leaf_bytes) > MAX_EVENT_BYTES:
+        raise EventRejected(
+            Reason.TOO_LARGE,
+            f"{len(leaf_bytes)} bytes, over {MAX_EVENT_BYTES}",
+            size=len(leaf_bytes),
+        )
+    _check_text_depth(leaf_bytes)
+    return _parsed(event, leaf_bytes, leaf_bytes)
 
 
 def parse_event_object(event: Mapping[str, object]) -> ParsedEvent:
     """Like `parse_event` for an event already decoded (e.g. inside a block); `raw` is then
-    its canonical form, and the size limit applies to that."""
+    its canonical form, and the size and depth limits apply to that."""
     if not isinstance(event, Mapping):
         raise EventRejected(Reason.MALFORMED, "the event is not a JSON object")
-    return _parsed(dict(event), None)
+    value = dict(event)
+    if _value_depth(value) > MAX_EVENT_DEPTH:
+        raise _too_deep()
+    return _parsed(value, None)
+
+
+def _too_deep() -> EventRejected:
+    return EventRejected(
+        Reason.MALFORMED, f"JSON nested deeper than {MAX_EVENT_DEPTH} levels of objects and arrays"
+    )
+
+
+def _check_text_depth(raw: bytes | str) -> None:
+    """Raise `malformed` if the JSON text nests deeper than `MAX_EVENT_DEPTH`.
+
+    Most events hold fewer brackets in all than the limit, which bounds their depth: one C
+    count decides. Otherwise the structural brackets are followed (`_DEPTH_TOKEN` steps over
+    strings whole). Text that is not JSON gets some depth here and its verdict from the reader.
+    """
+    text = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if text.count(b"{") + text.count(b"[") <= MAX_EVENT_DEPTH:
+        return
+    depth = 0
+    for token in _DEPTH_TOKEN.findall(text):
+        if token in _OPENING:
+            depth += 1
+            if depth > MAX_EVENT_DEPTH:
+                raise _too_deep()
+        else:  # a string token, or a closing bracket
+            depth -= token in _CLOSING
+
+
+def _value_depth(value: object) -> int:
+    """How deeply `value` nests dicts and lists (a scalar: 0), without recursion, stopping
+    once past `MAX_EVENT_DEPTH`."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict:
+            children: Iterable[object] = cast("dict[str, object]", item).values()
+        elif type(item) is list:
+            children = cast("list[object]", item)
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_EVENT_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def verify_event(parsed: ParsedEvent) -> None:
@@ -284,13 +334,19 @@ def verify_event(parsed: ParsedEvent) -> None:
     try:
         verify_signature(parsed.signer, parsed.signing_bytes, parsed.signature)
     except SignatureError as exc:
-        source, event_id = parsed.dedup_key
-        raise EventSignatureError(
-            "the signature does not verify for the signer",
-            source=source,
-            id=event_id,
-            **exc.context,
-        ) from exc
+        raise signature_rejection(parsed, exc) from exc
+
+
+def signature_rejection(parsed: ParsedEvent, failure: SignatureError) -> EventSignatureError:
+    """What `verify_event` raises when the check of `parsed` failed with `failure`: one
+    phrasing, whichever process ran the check (the sealer's verify pool rebuilds it)."""
+    source, event_id = parsed.dedup_key
+    return EventSignatureError(
+        "the signature does not verify for the signer",
+        source=source,
+        id=event_id,
+        **failure.context,
+    )
 
 
 def parse_and_verify(raw: bytes) -> ParsedEvent:
@@ -300,7 +356,10 @@ def parse_and_verify(raw: bytes) -> ParsedEvent:
     return parsed
 
 
-def _parsed(event: dict[str, object], raw: bytes | None) -> ParsedEvent:
+def _parsed(
+    event: dict[str, object], raw: bytes | None, canonical: bytes | None = None
+) -> ParsedEvent:
+    """The `ParsedEvent` of a decoded event; `canonical` is its JCS form when known already."""
     problem = _structure_problem(event, _SIGNED_REQUIRED)
     if problem is not None:
         raise EventRejected(Reason.MALFORMED, problem)
@@ -313,6 +372,8 @@ def _parsed(event: dict[str, object], raw: bytes | None) -> ParsedEvent:
         raise EventRejected(
             Reason.MALFORMED, f"member 'signature' holds {len(signature)} bytes, not 64"
         )
+    if canonical is not None:
+        return _parsed_event(event, raw, canonical, signature_text, signature)
     try:
         leaf_bytes = canonicalize(event)
     except CanonicalizationError:
@@ -329,6 +390,16 @@ def _parsed(event: dict[str, object], raw: bytes | None) -> ParsedEvent:
             f"canonical form is {len(leaf_bytes)} bytes, over {MAX_EVENT_BYTES}",
             size=len(leaf_bytes),
         )
+    return _parsed_event(event, raw, leaf_bytes, signature_text, signature)
+
+
+def _parsed_event(
+    event: dict[str, object],
+    raw: bytes | None,
+    leaf_bytes: bytes,
+    signature_text: str,
+    signature: bytes,
+) -> ParsedEvent:
     # Positional: keyword arguments cost a measurable share of this per-event constructor.
     return ParsedEvent(
         event,  # event

@@ -1,14 +1,22 @@
-"""The billing engine: every consultation event on `clinical.events` becomes exactly one
+"""The billing engine: every consultation sealed in a block of the chain becomes exactly one
 `InvoiceIssued` (with its `ClaimSubmitted`) or one `InvoiceRejected`.
 
-The stream adapter (`adapters.stream`, faust) delivers each message at least once; this
-handler makes that exactly-once in effect. It verifies the event as the sealer will (a valid
-signature by a signer the chain lets publish it), then, in one serialised transaction: finds
-the outcome of `(source, id)` if it was handled before (then does nothing), or runs the
-contract (`core.billing.bill`) and stores the invoice, the plan state, the journal entry, the
-outcome and the outbox messages together. Bad input never raises: an event that cannot be
-billed is an `InvoiceRejected` with the reason; one the sealer will refuse (unsigned,
-unauthorised) is counted and left to the sealer's `ledger.rejected`.
+The engine is the billing service's `FollowedBlockHandler`: the block stream
+(`adapters.stream`, faust on `ledger.blocks`) hands it each block once the chain follower
+(`following.ChainReader`, on `shared.follower.BlockFollower`) checked its place in the chain.
+For one block, in one serialised transaction: the block's identity events change the signer
+registry as admission changed it, each consultation read from `clinical.events` is billed
+with the registry at its own place in the block (`core.consultations`), and the follower's new
+position (with the registry when it changed) is stored. The block's invoices, outcomes and
+outbox messages and the position commit together, so a restart resumes after the last block
+billed and a block delivered again bills nothing twice; the outcome of `(source, id)` is still
+looked up first, so a consultation decided before (by an older version of the service, which
+billed `clinical.events` directly) is never decided again.
+
+The events of a block were admitted by the sealer (signature, signer in force, type allowed
+on the topic, never sealed before), and the validators re-check each one: billing trusts that
+admission as the follower trusts it (docs/follower.md) and verifies no event signature. Bad
+consultation data never raises: it is an `InvoiceRejected` with the reason.
 """
 
 from __future__ import annotations
@@ -19,7 +27,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final, Generic
 
-from services.billing.core.billing import ContractVersion, Issue, Rejection, bill, invoice_issued
+from services.billing.core.billing import (
+    ContractVersion,
+    Issue,
+    Rejection,
+    bill,
+    invoice_issued,
+)
+from services.billing.core.consultations import SealedConsultation, consultations_of
 from services.billing.core.journal import postings_for_invoice
 from services.billing.core.model import (
     ConsultationOutcome,
@@ -29,45 +44,28 @@ from services.billing.core.model import (
 )
 from services.billing.following import Directory
 from services.billing.ledger import BillingLedger
-from services.billing.ports import BillingBook, BillingMetrics, TxT
-from shared.admission import InMemorySeenEvents, admit
-from shared.envelope import EventRejected, ParsedEvent, parse_event
-from shared.events.billing import (
-    CONSULTATION_COMPLETED,
-    ClaimSubmitted,
-    ConsultationRef,
-    InvoiceRejected,
-)
+from services.billing.ports import BillingBook, BillingMetrics, ChainView, TxT
+from shared.events.billing import ClaimSubmitted, ConsultationRef, InvoiceRejected
+from shared.follower import FollowedBlock, FollowerState
 from shared.store import UnitOfWork
-from shared.topics import CLINICAL_EVENTS
 
-__all__ = ["BillingEngine", "may_be_consultation"]
+__all__ = ["BillingEngine"]
 
 log = logging.getLogger("careledger.billing")
 
 _SUBJECT: Final = re.compile(r"[!-~]{1,256}")
-_CONSULTATION_LITERAL: Final = CONSULTATION_COMPLETED.encode("ascii")
-
-
-def may_be_consultation(value: bytes | None) -> bool:
-    """False only for a message that cannot be a consultation event, decided without parsing.
-
-    Sound, not a guess: a JSON string whose value is the consultation type is written either
-    literally or with at least one escape (``\\u0063onsultation``), so a value holding neither
-    the literal type nor a backslash cannot carry it. Most of `clinical.events` is other
-    clinical events, and this keeps their cost on billing to a byte search.
-    """
-    return value is None or _CONSULTATION_LITERAL in value or b"\\" in value
 
 
 class BillingEngine(Generic[TxT]):
-    """Turns consultation events into invoices or rejections, once each."""
+    """Bills the consultations of followed blocks, once each; keeps the registry and the
+    follower's position with them."""
 
     def __init__(
         self,
         *,
         uow: UnitOfWork[TxT],
         book: BillingBook[TxT],
+        chain: ChainView[TxT],
         ledger: BillingLedger[TxT],
         directory: Directory,
         metrics: BillingMetrics,
@@ -75,87 +73,86 @@ class BillingEngine(Generic[TxT]):
     ) -> None:
         self._uow = uow
         self._book = book
+        self._chain = chain
         self._ledger = ledger
         self._directory = directory
         self._metrics = metrics
         self._notify = notify
 
-    def select(self, value: bytes | None) -> bool:
-        """Whether `handle` must see this message; one it need not see is counted as ignored
-        (`other_type`) here. Cheap enough to run for every message on the stream's thread."""
-        if may_be_consultation(value):
-            return True
-        self._metrics.consultation("ignored", "other_type")
-        return False
+    # --- FollowedBlockHandler -------------------------------------------------------------
 
-    def handle(self, value: bytes | None) -> str:
-        """Handle one `clinical.events` message; returns what became of it (for metrics and
-        tests): invoiced, rejected, duplicate, or ignored."""
-        if value is None:
-            return self._ignored("no_value")
-        try:
-            parsed = parse_event(value)
-            if parsed.type != CONSULTATION_COMPLETED:
-                # Other clinical events are not billing's: counted (no warning for each), and
-                # their signatures are the sealer's to check, not ours.
-                self._metrics.consultation("ignored", "other_type")
-                return "ignored"
-            # The sealer's own rule (signature, signer in force, type permitted on the topic),
-            # at the registry billing has followed.
-            registry, _ = self._directory.current()
-            admit(
-                parsed,
-                topic=CLINICAL_EVENTS,
-                registry=registry,
-                seen=InMemorySeenEvents(),
-                at=self._ledger.now(),
-            )
-        except EventRejected as exc:
-            return self._ignored(exc.reason.value)
-        outcome = self._bill(parsed)
-        self._notify()
-        return outcome
+    def position(self) -> FollowerState | None:
+        """The follower state stored with the last block billed (None: start at genesis)."""
+        saved = self._chain.position()
+        return None if saved is None else FollowerState.from_json_value(saved)
 
-    def _ignored(self, reason: str) -> str:
-        self._metrics.consultation("ignored", reason)
-        log.warning("consultation event not billable", extra={"reason": reason})
-        return "ignored"
+    def apply(self, block: FollowedBlock, state: FollowerState) -> None:
+        self.bill_block(block, state)
 
-    def _bill(self, parsed: ParsedEvent) -> str:
-        source, event_id = parsed.dedup_key
+    def bill_block(self, block: FollowedBlock, state: FollowerState) -> list[str]:
+        """Bill the block's consultations and store `state` (whose head is the block's header)
+        in one transaction; the outcome of each consultation, in leaf order: invoiced,
+        rejected, or duplicate (decided before). Raises `shared.block.SourceOffsetError` if
+        the header's source runs do not place every event (nothing is stored then)."""
+        before, _ = self._directory.current()
+        read = consultations_of(block, state.head, before)
+        outcomes: list[tuple[str, str]] = []
         with self._uow.transaction() as tx:
-            self._book.lock(tx)
-            if self._book.outcome(source, event_id, tx) is not None:
-                self._metrics.consultation("duplicate", "redelivered")
-                return "duplicate"
-            now = self._ledger.now()
-            registry, height = self._directory.current()
-            contracts = [
-                ContractVersion(c.contract, c.content_hash, c.deployed_at)
-                for c in self._book.contracts(tx)
-            ]
-
-            def invoice_for_encounter(encounter: str) -> str | None:
-                found = self._book.invoice_for_encounter(encounter, tx)
-                return None if found is None else found.invoice_id
-
-            decision = bill(
-                parsed.event.get("data"),
-                at=now,
-                contracts=contracts,
-                registry=registry,
-                invoice_for_encounter=invoice_for_encounter,
-                deductible_met=lambda key: self._book.deductible_met(key, tx),
+            if read.consultations:
+                self._book.lock(tx)
+                contracts = [
+                    ContractVersion(c.contract, c.content_hash, c.deployed_at)
+                    for c in self._book.contracts(tx)
+                ]
+                for consultation in read.consultations:
+                    outcomes.append(self._bill(tx, consultation, contracts))
+            changed = read.registry is not before
+            self._chain.save_position(
+                tx,
+                position=state.to_json_value(),
+                height=block.height,
+                registry=read.registry.to_json_value() if changed else None,
             )
-            ref = ConsultationRef(source=source, id=event_id)
-            if isinstance(decision, Issue):
-                self._issue(tx, decision, ref, height, now)
-                self._metrics.consultation("invoiced", "")
-                return "invoiced"
-            self._reject(tx, decision, ref, height, now)
-        self._metrics.consultation("rejected", decision.reason)
+        # Counted once committed: an attempt rolled back (and retried) counts nothing.
+        self._directory.replace(read.registry, block.height)
+        for outcome, reason in outcomes:
+            self._metrics.consultation(outcome, reason)
+        for _ in range(read.elsewhere):
+            self._metrics.consultation("ignored", "other_topic")
+        if changed:
+            log.info("followed identity changes", extra={"height": block.height})
+        if any(outcome != "duplicate" for outcome, _ in outcomes):
+            self._notify()
+        return [outcome for outcome, _ in outcomes]
+
+    def _bill(
+        self, tx: TxT, sealed: SealedConsultation, contracts: list[ContractVersion]
+    ) -> tuple[str, str]:
+        """Decide one consultation in `tx`: (outcome, reason) for the metrics."""
+        source, event_id = sealed.source, sealed.id
+        if self._book.outcome(source, event_id, tx) is not None:
+            return ("duplicate", "redelivered")
+        now = self._ledger.now()
+
+        def invoice_for_encounter(encounter: str) -> str | None:
+            found = self._book.invoice_for_encounter(encounter, tx)
+            return None if found is None else found.invoice_id
+
+        decision = bill(
+            sealed.data,
+            at=now,
+            contracts=contracts,
+            registry=sealed.registry,
+            invoice_for_encounter=invoice_for_encounter,
+            deductible_met=lambda key: self._book.deductible_met(key, tx),
+        )
+        ref = ConsultationRef(source=source, id=event_id)
+        if isinstance(decision, Issue):
+            self._issue(tx, decision, ref, sealed.height, now)
+            return ("invoiced", "")
+        self._reject(tx, decision, ref, sealed.height, now)
         log.info("consultation rejected", extra={"reason": decision.reason})
-        return "rejected"
+        return ("rejected", str(decision.reason))
 
     def _issue(
         self, tx: TxT, issue: Issue, ref: ConsultationRef, height: int, now: datetime

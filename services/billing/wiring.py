@@ -8,13 +8,12 @@ from services.billing import __version__
 from services.billing.adapters.http import billing_router
 from services.billing.adapters.metrics import PrometheusBillingMetrics
 from services.billing.adapters.sql import SqlBillingStore, migrate_billing_store
-from services.billing.adapters.stream import ConsultationStream, StreamMessage
+from services.billing.adapters.stream import BlockStream, StreamMessage
 from services.billing.config import BillingSettings
 from services.billing.engine import BillingEngine
-from services.billing.following import ChainFollowing, Directory
+from services.billing.following import ChainReader, Directory, Reading
 from services.billing.ledger import BillingLedger
 from services.billing.service import BillingService
-from shared.follower.kafka import ChainFollower
 from shared.keystore import read_pseudonym_key_file
 from shared.pseudonym import patient_pseudonym
 from shared.runtime.app import service_app
@@ -25,6 +24,7 @@ from shared.runtime.outbox import wire_outbox
 from shared.runtime.server import run_service
 from shared.sources import new_event_id, new_random_id, utc_now
 from shared.store import open_database
+from shared.topics import LEDGER_BLOCKS
 
 
 def build(settings: BillingSettings) -> FastAPI:
@@ -52,6 +52,7 @@ def build(settings: BillingSettings) -> FastAPI:
     engine = BillingEngine(
         uow=database,
         book=store,
+        chain=store,
         ledger=ledger,
         directory=directory,
         metrics=billing_metrics,
@@ -66,23 +67,21 @@ def build(settings: BillingSettings) -> FastAPI:
         metrics=billing_metrics,
         notify=outbox.relay.notify,
     )
-    follower = ChainFollower(
+    # The one consumer of `ledger.blocks`: the chain follower's checks, then the engine.
+    reader = ChainReader(
         genesis_event=identity.genesis_event,
-        handler=ChainFollowing(uow=database, chain=store, directory=directory),
-        kafka=settings.kafka(),
-        topics=settings.topics,
-        client_name=f"{settings.instance_name}-follower",
-        registry=metrics.registry,
+        handler=engine,
+        metrics=billing_metrics,
+        topic=settings.topics.physical(LEDGER_BLOCKS),
     )
 
-    def handle(message: StreamMessage) -> None:
-        engine.handle(message.value)
+    def handle(message: StreamMessage) -> Reading:
+        return reader.read(message.value, message.offset)
 
-    stream = ConsultationStream(
+    stream = BlockStream(
         kafka=settings.kafka(),
         topics=settings.topics,
         handler=handle,
-        select=engine.select,
         app_id=f"careledger-{settings.instance_name}",
         registry=metrics.registry,
     )
@@ -93,7 +92,7 @@ def build(settings: BillingSettings) -> FastAPI:
         identity=identity,
         database=database,
         metrics=metrics,
-        components=[outbox.component, follower, stream],
+        components=[outbox.component, stream],
         routers=[billing_router(service, authenticator)],
     )
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 from pydantic import Field
 
 from services.sealer.core.cut import CutPolicy
 from shared.runtime.settings import ServiceSettings
+
+#: More verify workers than this buys nothing a sealer could use (one thread admits).
+MAX_VERIFY_WORKERS = 64
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container's cpuset
+    sets), at most `MAX_VERIFY_WORKERS`."""
+    return min(MAX_VERIFY_WORKERS, max(1, len(os.sched_getaffinity(0))))
 
 
 class SealerSettings(ServiceSettings):
@@ -24,6 +34,10 @@ class SealerSettings(ServiceSettings):
     #: A sealer that stops renewing its writer lease for this long is replaced by a standby
     #: (CARELEDGER_SEALER_LEASE_SECONDS); it renews every third of it.
     sealer_lease_seconds: float = Field(default=10.0, ge=1.0, le=600.0)
+
+    #: Processes checking event signatures (CARELEDGER_SEALER_VERIFY_WORKERS; ADR 0010): by
+    #: default one per core this process may run on; 1 checks them in process, no pool.
+    sealer_verify_workers: int = Field(default_factory=usable_cores, ge=1, le=MAX_VERIFY_WORKERS)
 
     def cut_policy(self) -> CutPolicy:
         """The block-cutting limits these settings name."""

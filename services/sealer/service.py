@@ -5,6 +5,10 @@ are delivered, then the block is stored together with the state after it, its `(
 keys and the read positions (one transaction), then it is published to `ledger.blocks`, then
 the consumer offsets are committed. Nothing before the store counts: a crash anywhere leaves
 the store at its last block, from which `recover` resumes.
+
+With a signature pool (ADR 0010) the next batch is read, without waiting, and its signatures
+sent to the pool before this batch is admitted; nothing else about it happens early. It is
+taken only after this one, in the order read, and dropped with the open block.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -36,14 +41,20 @@ from services.sealer.ports import (
     WriterLease,
 )
 from services.sealer.seen import StoredSeenEvents
-from shared.admission import DedupKey
+from shared.admission import DedupKey, SignatureCheck
 from shared.block import Block, BlockBuilder, PartitionKey, block_to_json, build_genesis_block
 from shared.canonical import canonicalize
 from shared.chain import ChainState, ChainVerifier
 from shared.crypto import SigningKey
-from shared.envelope import EventRejected, ParsedEvent, parse_event
+from shared.envelope import EventRejected, ParsedEvent, parse_event, verify_event
 from shared.events import parse_timestamp
 from shared.events.ledger import RejectionRecorded
+from shared.runtime.signature_pool import (
+    PendingVerdicts,
+    SignaturePool,
+    VerdictCheck,
+    signature_input,
+)
 from shared.sources import utc_now
 
 log = logging.getLogger(__name__)
@@ -76,6 +87,16 @@ def _parse(message: SourceMessage) -> ParsedEvent | EventRejected:
         return parse_event(message.value)
     except EventRejected as exc:
         return exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Messages read together, parsed, and (with a pool) their signatures being checked."""
+
+    messages: list[SourceMessage]
+    parsed: list[ParsedEvent | EventRejected]
+    #: The pool's verdicts, one per `ParsedEvent` of `parsed` in order; None: check in process.
+    verdicts: PendingVerdicts | None
 
 
 def publish_to_seal_seconds(block: Block) -> list[float]:
@@ -121,6 +142,7 @@ class Sealer:
         idle_wait: float = 0.5,
         publish_timeout: float = 10.0,
         max_backoff: float = 5.0,
+        signatures: SignaturePool | None = None,
     ) -> None:
         self._store = store
         self._source = source
@@ -145,6 +167,11 @@ class Sealer:
         self._builder: BlockBuilder | None = None
         self._opened_at: float | None = None
         self._positions: dict[PartitionKey, int] = {}
+        # With a pool, the next batch is read and sent to it before this one is admitted
+        # (ADR 0010): the workers check N+1 while this thread admits N.
+        self._signatures = signatures
+        self._check = VerdictCheck()
+        self._ahead: _Batch | None = None
         #: Why the sealer is not making progress right now (None: it is), for /readyz.
         self.trouble: str | None = "not started"
 
@@ -166,6 +193,7 @@ class Sealer:
     def recover(self) -> SealedHead:
         """Load the head (sealing genesis on an empty store), re-publish the last block and
         open the input topics just past everything sealed or rejected before it."""
+        self._drop_ahead()
         head = self._retry(self._store.head, "read the chain store")
         if head is None:
             head = self._seal_genesis()
@@ -219,9 +247,17 @@ class Sealer:
                     log.warning("writer lease not released; it expires on its own")
 
     def _reset(self) -> None:
+        self._drop_ahead()
         self._builder = None
         self._opened_at = None
         self._state = None
+
+    def _drop_ahead(self) -> None:
+        """Forget the batch read ahead, with the open block: `recover` reads it again from the
+        stored positions, so nothing of it is admitted out of order or twice."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.verdicts is not None:
+            ahead.verdicts.abandon()
 
     def _take_lease(self) -> bool:
         """True once this sealer holds the lease; otherwise wait a little in standby."""
@@ -250,24 +286,57 @@ class Sealer:
 
     def step(self) -> None:
         """Read one batch (waiting at most what the open block may still wait), admit or
-        reject each message, and cut whenever the policy says so."""
+        reject each message, and cut whenever the policy says so.
+
+        With a signature pool, the batch read ahead at the previous step (if any) is the one
+        admitted, and the next one is read (without waiting) and sent to the pool first, so
+        its signatures are checked while this one is admitted. Messages are still taken in
+        the order read, one batch after the other: only where signatures are checked moves.
+        """
         self._renew_lease()
-        wait = self._policy.wait_budget(
-            opened_at=self._opened_at, now=self._monotonic(), idle=self._idle_wait
-        )
-        messages = self._retry(
-            lambda: self._source.poll(max_messages=self._batch_size, timeout=wait),
-            "read the input topics",
-        )
-        # Each value is parsed once, here: the keys it claims feed one store query for the
-        # whole batch, and admission then works on the parsed event.
-        parsed = [_parse(message) for message in messages]
-        keys = [event.dedup_key for event in parsed if isinstance(event, ParsedEvent)]
+        batch, self._ahead = self._ahead, None
+        if batch is None:
+            wait = self._policy.wait_budget(
+                opened_at=self._opened_at, now=self._monotonic(), idle=self._idle_wait
+            )
+            batch = self._read(wait)
+        if self._signatures is not None and batch.messages:
+            self._ahead = self._read_ahead()
+        # The keys the batch claims feed one store query, and admission works on the parsed
+        # events (each value is parsed once, in `_read`).
+        keys = [event.dedup_key for event in batch.parsed if isinstance(event, ParsedEvent)]
         self._retry(lambda: self._seen.prefetch(keys), "read sealed keys")
-        for message, event in zip(messages, parsed, strict=True):
+        verdicts = iter(batch.verdicts.result()) if batch.verdicts is not None else None
+        for message, event in zip(batch.messages, batch.parsed, strict=True):
+            if verdicts is not None and isinstance(event, ParsedEvent):
+                self._check.expect(event, next(verdicts))
             self._take(message, event)
             self._cut_if_due()
         self._cut_if_due()
+
+    def _read(self, timeout: float) -> _Batch:
+        messages = self._retry(
+            lambda: self._source.poll(max_messages=self._batch_size, timeout=timeout),
+            "read the input topics",
+        )
+        return self._batch(messages)
+
+    def _read_ahead(self) -> _Batch | None:
+        """The messages already fetched, sent to the pool; None if there are none (or the
+        broker is away: the next step's own read retries, so nothing is waited for here)."""
+        try:
+            messages = self._source.poll(max_messages=self._batch_size, timeout=0.0)
+        except TransientError:
+            return None
+        return self._batch(messages) if messages else None
+
+    def _batch(self, messages: list[SourceMessage]) -> _Batch:
+        parsed = [_parse(message) for message in messages]
+        pending = None
+        if self._signatures is not None and messages:
+            inputs = [signature_input(event) for event in parsed if isinstance(event, ParsedEvent)]
+            pending = self._signatures.submit(inputs)
+        return _Batch(messages, parsed, pending)
 
     def _take(self, message: SourceMessage, event: ParsedEvent | EventRejected) -> None:
         self._check_position(message)
@@ -284,7 +353,9 @@ class Sealer:
         if builder is None or builder.event_count == 0:
             # Opened afresh while empty, so `sealed_at` (the admission time) is that of the
             # block's first event, not of a rejected one long before.
-            builder = state.open_block(sealed_at=self._wall_clock(), seen=self._seen)
+            builder = state.open_block(
+                sealed_at=self._wall_clock(), seen=self._seen, check_signature=self._check_of()
+            )
             self._builder = builder
         try:
             if isinstance(event, EventRejected):
@@ -301,6 +372,9 @@ class Sealer:
             if self._opened_at is None:
                 self._opened_at = self._monotonic()
         self._positions[(message.topic, message.partition)] = message.offset + 1
+
+    def _check_of(self) -> SignatureCheck:
+        return verify_event if self._signatures is None else self._check
 
     def _check_position(self, message: SourceMessage) -> None:
         where = (message.topic, message.partition)

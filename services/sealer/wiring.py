@@ -19,6 +19,7 @@ from shared.runtime.app import service_app
 from shared.runtime.identity import ServiceIdentity, load_identity
 from shared.runtime.metrics import ConsumerLagMetrics, ServiceMetrics
 from shared.runtime.server import request_exit, run_service
+from shared.runtime.signature_pool import SignaturePool
 from shared.store import Database, open_database
 
 
@@ -45,6 +46,9 @@ def build_component(
     store = SqlChainStore(
         database=database, holder=holder, lease_seconds=settings.sealer_lease_seconds
     )
+    # One process is the sealer's own thread (no pool); more run beside it (ADR 0010).
+    workers = settings.sealer_verify_workers
+    signatures = SignaturePool(workers) if workers > 1 else None
     sealer = Sealer(
         store=store,
         lease=store,
@@ -55,9 +59,14 @@ def build_component(
         genesis_event=identity.genesis_event,
         policy=settings.cut_policy(),
         metrics=PrometheusSealerMetrics(metrics.registry),
+        signatures=signatures,
     )
     return SealingComponent(
-        sealer=sealer, source=source, publisher=publisher, on_failure=request_exit
+        sealer=sealer,
+        source=source,
+        publisher=publisher,
+        signatures=signatures,
+        on_failure=request_exit,
     )
 
 

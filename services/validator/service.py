@@ -47,7 +47,15 @@ from shared.attestation import (
     sign_attestation,
     verify_attestation,
 )
-from shared.block import Block, ChainError, block_from_json, block_to_json, verify_block_signature
+from shared.block import (
+    Block,
+    ChainError,
+    block_from_json,
+    block_to_json,
+    read_block,
+    verify_block_signature,
+)
+from shared.canonical import canonicalize
 from shared.chain import ChainState, ChainVerifier, VerifiedBlock
 from shared.crypto import SigningKey
 from shared.events import parse_timestamp
@@ -247,7 +255,7 @@ class Validator:
         (None when it was refused or ignored). Store errors propagate: retry the message."""
         started = self._monotonic()
         try:
-            block = block_from_json(raw)
+            block, leaves = read_block(raw)
         except ChainError as exc:
             self._refuse(raw, exc, height=None, offset=offset)
             return None
@@ -266,16 +274,16 @@ class Validator:
                 computed=height,
             )
         try:
-            verified = self._verifier(block).verify_block(block)
+            verified = self._verifier(block).verify_block(block, leaves=leaves)
         except ChainError as exc:
             self._refuse(raw, exc, height=height, offset=offset)
             return None
+        # Stored in the form `block_to_json` writes: `raw` is that form when it held the leaves.
+        stored = raw if leaves is not None else block_to_json(block)
         # Our attestation is stored with the block (one commit, not two); it is published
         # only once both are durable, as before.
         attestation = sign_attestation(block.header, self._key)
-        self._store.append(
-            verified, raw=block_to_json(block), offset=offset, attestation=attestation
-        )
+        self._store.append(verified, raw=stored, offset=offset, attestation=attestation)
         self._state = verified.state
         self._faults.head_moved()
         self._metrics.block_verified(
@@ -314,9 +322,10 @@ class Validator:
         if stored is None:  # pragma: no cover - heights up to the head are all stored
             raise RuntimeError(f"no stored block at {height} below the head")
         if stored.block_hash == block.block_hash:
-            if stored.raw == block_to_json(block):
-                # An identical duplicate (a restarted sealer republishes its last block):
-                # attest again, in case our attestation was lost with a crash.
+            if stored.raw == raw or _leaves(stored.raw) == _leaves(raw):
+                # An identical duplicate (the same leaves under the same header: a restarted
+                # sealer republishes its last block): attest again, in case our attestation
+                # was lost with a crash.
                 return self._attest(block)
             error: ChainError = DuplicateMismatchError(
                 "a block with a stored block's hash but other events",
@@ -467,6 +476,12 @@ class Validator:
         self._faults.report(fault)
         if not again:
             self._metrics.fault(reason=code)
+
+
+def _leaves(raw: bytes) -> list[bytes]:
+    """The RFC 8785 bytes of a block's events: what its log commits to."""
+    block, leaves = read_block(raw)
+    return list(leaves) if leaves is not None else [canonicalize(e) for e in block.events]
 
 
 def _fault_of(refusal: Refusal) -> Fault:

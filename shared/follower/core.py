@@ -9,7 +9,7 @@ validators re-check that). What is checked and trusted, and why: docs/follower.m
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -168,9 +168,13 @@ class BlockFollower:
         """The state after the last followed block (None before genesis): store it."""
         return self._state
 
-    def follow(self, block: Block) -> FollowedBlock | None:
+    def follow(
+        self, block: Block, *, leaves: Sequence[bytes] | None = None
+    ) -> FollowedBlock | None:
         """Check `block` against the chain so far; return it if it extends the chain, None if
-        it is an identical copy of the head or lies below it (already applied)."""
+        it is an identical copy of the head or lies below it (already applied). `leaves` are
+        the events' RFC 8785 bytes as `shared.block.read_block` found them (hashed as they
+        are); None: each event is canonicalised."""
         state = self._state
         if state is None:
             return self._start(block)
@@ -203,7 +207,11 @@ class BlockFollower:
             )
         check_count(header, len(block.events))
         log = state.log()
-        log.extend(leaf_hash(canonicalize(event)) for event in block.events)
+        if leaves is None:
+            leaves = [canonicalize(event) for event in block.events]
+        elif len(leaves) != len(block.events):
+            raise ValueError("one leaf per event of the block")
+        log.extend(leaf_hash(leaf) for leaf in leaves)
         check_log(header, log)
         followed = _followed(block, first_leaf=state.head.tree_size)
         self._state = FollowerState(header, block.block_hash, tuple(log.frontier()))

@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from shared.block import ChainError, block_from_json
+from shared.block import ChainError, read_block
 from shared.follower.core import (
     BlockFollower,
     FollowedBlock,
@@ -178,7 +178,8 @@ class ChainFollower:
     def _handle(self, consumer: Any, follower: BlockFollower, message: Message) -> str:
         offset = message.offset()
         try:
-            followed = follower.follow(block_from_json(message.value() or b""))
+            block, leaves = read_block(message.value() or b"")
+            followed = follower.follow(block, leaves=leaves)
         except MissingBlocksError as exc:
             head = -1 if follower.state is None else follower.state.height
             if self._rewound_at != head:

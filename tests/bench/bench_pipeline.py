@@ -14,26 +14,37 @@ Method (2-core machine, embedded broker, everything on this host):
    as fast as one producer can; events/s = N_PIPELINE / (first produce → the moment all 3
    validators report a final block (`/v1/head` `final_height`, then that block's `tree_size`)
    covering base + N_PIPELINE leaves). Heads are polled every 50 ms.
-   Latency: LATENCY_RATE events/s (2,000, the issue's target rate) for LATENCY_SECONDS
-   (produce() on a fixed schedule; the publish time is the produce() call; the first event
-   warms the producer up and is not timed). A poller asks every validator's `/v1/head` every 20 ms
-   and records, per block height, the first time any validator reported it (or a later block)
-   as final. Afterwards each of those blocks is fetched and its events mapped back by
-   (source, id), so finality time per event = first time its block was seen final; latency =
-   that minus its publish time. Resolution ≈ the poll interval plus one HTTP round trip.
-   To show where the time goes, the same events are also timed to their block's `sealed_at`
-   (sealer's wall clock, same host) and to the first time any validator had that block as its
-   verified head; p50 of the first and last second's events shows whether a lag builds up.
+   The rate this gives is the sustainable rate S.
+   Offered-load sweep: then SWEEP_FRACTIONS (25, 50, 75, 100 %) of S are offered in turn for
+   SWEEP_SECONDS each, the system settled between points (produce() on a fixed schedule; the
+   publish time is the produce() call; the first event of each point warms its producer up
+   and is not timed). A poller asks every validator's `/v1/head` every 20 ms and records, per
+   block height, the first time any validator reported it (or a later block) as final.
+   Afterwards each of those blocks is fetched and its events mapped back by (source, id), so
+   finality time per event = first time its block was seen final; latency = that minus its
+   publish time. Resolution ≈ the poll interval plus one HTTP round trip. Achieved final
+   events/s of a point = the rate at which finality advanced: its events final after its
+   first final block ÷ (that block → its last block seen final).
+   The 50 % point is the reported latency (`latency_*` keys); every point goes to `sweep`
+   and to the run's plot. To show where the time goes, the 50 % point's events are also timed
+   to their block's `sealed_at` (sealer's wall clock, same host) and to the first time any
+   validator had that block as its verified head; p50 of the first and last second's events
+   shows whether a lag builds up.
    Signing is done before timing starts (it is the publisher's cost, not the ledger's).
+   Ceiling: 4 Ed25519 checks per event (sealer and 3 validators) on `cores` =
+   len(os.sched_getaffinity(0)) cores bound the box at cores x 1e6 / (4 x verify_us) events/s;
+   `pipeline_over_ceiling` is S divided by it.
    Then the same throughput phase once more with every service of `careledger up` (keys
-   `system_*`): identity, records and billing follow ledger.blocks and billing reads
-   clinical.events, all on the same 2 cores.
+   `system_*`): identity, records and billing follow ledger.blocks (billing bills the
+   consultations out of the blocks), all on the same 2 cores.
 3. RSS: VmRSS of the sealer and of each validator (children of `up`, found by
    `CARELEDGER_PORT=<port>` in their environment) after the throughput phase and after the
-   latency phase.
+   offered-load sweep.
 4. CPU: user + system seconds of the sealer, each validator and the broker over the
    throughput phase, divided by its events: µs of CPU per event per process. On 2 cores the
-   sum bounds the throughput (2 s of CPU per second).
+   sum bounds the throughput (2 s of CPU per second): `pipeline_cpu_bound_events_per_s` is
+   that bound, and `pipeline_share_of_cores` the share of the cores these processes used
+   during the phase (the rest went to other work on the machine, or to waiting).
 """
 
 from __future__ import annotations
@@ -62,13 +73,17 @@ from shared.kafka import KafkaSettings
 from shared.kafka.admin import ensure_topics
 from shared.keystore import read_key_file
 from shared.topics import TopicSpec
+from tests.bench.calibrate import BenchRun
 from tests.e2e.conftest import RunningSystem, free_offset, start_system
 
 N_RAW = 20_000
 N_PIPELINE = 10_000
-#: The issue's latency target is at 2,000 events/s; lower it for a loaded machine.
-LATENCY_RATE = int(os.environ.get("CARELEDGER_BENCH_LATENCY_RATE", "2000"))
-LATENCY_SECONDS = 10
+#: Offered loads, as fractions of the sustainable rate; the latency target is at 0.5.
+SWEEP_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+REPORTED_FRACTION = 0.5
+SWEEP_SECONDS = 8
+#: Signature checks per event on the one box: the sealer's and each of 3 validators'.
+CHECKS_PER_EVENT = 4
 TOPIC = "clinical.events"
 HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
 
@@ -220,8 +235,13 @@ def rss_mib(pid: int) -> float:
 
 
 def latency_run(
-    kafka: KafkaSettings, validators: Validators, events: list[dict[str, Any]], base: int
+    kafka: KafkaSettings,
+    validators: Validators,
+    events: list[dict[str, Any]],
+    base: int,
+    rate: int,
 ) -> dict[str, object]:
+    """Offer `events` (the first one a warm-up) at `rate` events/s; latency and throughput."""
     first_final: dict[int, float] = {}  # height → first time any validator reported it final
     first_verified: dict[int, float] = {}  # height → first time any validator had it as head
     stop = threading.Event()
@@ -259,7 +279,7 @@ def latency_run(
     started = time.perf_counter()
     wall_started = time.time()
     for n, event in enumerate(events):
-        due = started + n / LATENCY_RATE
+        due = started + n / rate
         while (wait := due - time.perf_counter()) > 0:
             producer.poll(min(wait, 0.005))
         published[(event["source"], event["id"])] = time.perf_counter()
@@ -269,7 +289,8 @@ def latency_run(
         producer.poll(0)
     producer.flush(30)
     sent = time.perf_counter() - started
-    validators.wait_all_final(base + 1 + len(events), timeout=60)
+    seconds = len(events) / rate
+    validators.wait_all_final(base + 1 + len(events), timeout=120)
     time.sleep(0.2)
     stop.set()
     poller.join()
@@ -280,6 +301,7 @@ def latency_run(
     first_second: list[float] = []
     last_second: list[float] = []
     blocks = 0
+    final_times: list[float] = []  # per matched event, when its block was first seen final
     for height in sorted(first_final):
         block = validators.client.get(f"{validators.urls[0]}/v1/blocks/{height}").json()
         sealed_at = datetime.fromisoformat(block["header"]["sealed_at"]).timestamp()
@@ -289,29 +311,43 @@ def latency_run(
             if key in published:
                 at = published.pop(key)
                 latencies.append(first_final[height] - at)
+                final_times.append(first_final[height])
                 to_sealed.append(sealed_at - (at - started + wall_started))
                 to_verified.append(first_verified.get(height, first_final[height]) - at)
                 mine += 1
                 if at - started < 1:
                     first_second.append(latencies[-1])
-                elif at - started > LATENCY_SECONDS - 1:
+                elif at - started > seconds - 1:
                     last_second.append(latencies[-1])
         blocks += mine > 0
     return {
-        "latency_rate_events_per_s": LATENCY_RATE,
-        "latency_achieved_publish_rate": round(len(events) / sent),
-        "latency_events_matched": len(latencies),
-        "latency_blocks": blocks,
-        "latency_p50_ms": percentile_ms(latencies, 50),
-        "latency_p99_ms": percentile_ms(latencies, 99),
-        "latency_max_ms": percentile_ms(latencies, 100),
-        "latency_p50_ms_first_second": percentile_ms(first_second, 50),
-        "latency_p50_ms_last_second": percentile_ms(last_second, 50),
-        "latency_publish_to_sealed_at_p50_ms": percentile_ms(to_sealed, 50),
-        "latency_publish_to_sealed_at_p99_ms": percentile_ms(to_sealed, 99),
-        "latency_publish_to_first_verified_p50_ms": percentile_ms(to_verified, 50),
-        "latency_publish_to_first_verified_p99_ms": percentile_ms(to_verified, 99),
+        "offered_events_per_s": rate,
+        "achieved_publish_rate": round(len(events) / sent),
+        "final_events_per_s": finality_rate(final_times),
+        "events_matched": len(latencies),
+        "blocks": blocks,
+        "p50_ms": percentile_ms(latencies, 50),
+        "p99_ms": percentile_ms(latencies, 99),
+        "max_ms": percentile_ms(latencies, 100),
+        "p50_ms_first_second": percentile_ms(first_second, 50),
+        "p50_ms_last_second": percentile_ms(last_second, 50),
+        "publish_to_sealed_at_p50_ms": percentile_ms(to_sealed, 50),
+        "publish_to_sealed_at_p99_ms": percentile_ms(to_sealed, 99),
+        "publish_to_first_verified_p50_ms": percentile_ms(to_verified, 50),
+        "publish_to_first_verified_p99_ms": percentile_ms(to_verified, 99),
     }
+
+
+def finality_rate(final_times: list[float]) -> int:
+    """Events/s at which finality advanced: the events final after the first final block,
+    over the time from it to the last. Leaves out the pipeline's fill time (publish → first
+    final), which would make a short run at any load look slower than the system is."""
+    if not final_times:
+        return 0
+    first, last = min(final_times), max(final_times)
+    if last <= first:
+        return 0
+    return round(sum(t > first for t in final_times) / (last - first))
 
 
 def percentile_ms(values: list[float], pct: int) -> float:
@@ -322,9 +358,40 @@ def percentile_ms(values: list[float], pct: int) -> float:
     return round(statistics.quantiles(values, n=100)[pct - 1] * 1000, 1)
 
 
-def pipeline(
-    work: Path, events: int, *, only: tuple[str, ...] = (), latency: bool = True
+def offered_load_sweep(
+    kafka: KafkaSettings,
+    validators: Validators,
+    key: SigningKey,
+    sustainable: int,
+    seconds: float,
 ) -> dict[str, object]:
+    """Offer each SWEEP_FRACTIONS of the sustainable rate in turn, settled in between."""
+    rates = [max(1, round(sustainable * fraction)) for fraction in SWEEP_FRACTIONS]
+    # Every point's events are signed before any is timed.
+    batches = [
+        signed_events(key, 1 + round(rate * seconds), f"sweep-{fraction}")
+        for rate, fraction in zip(rates, SWEEP_FRACTIONS, strict=True)
+    ]
+    results: dict[str, object] = {}
+    sweep: list[dict[str, object]] = []
+    for fraction, rate, events in zip(SWEEP_FRACTIONS, rates, batches, strict=True):
+        base = validators.wait_idle(timeout=120)
+        point = latency_run(kafka, validators, events, base, rate)
+        sweep.append({"offered_fraction": fraction, **point})
+        if fraction == REPORTED_FRACTION:
+            results |= {f"latency_{name}": value for name, value in point.items()}
+    results["sweep"] = sweep
+    return results
+
+
+def pipeline(
+    work: Path,
+    events: int,
+    *,
+    only: tuple[str, ...] = (),
+    sweep_seconds: float | None = None,
+) -> dict[str, object]:
+    """Run `up` (`--only` these names); the throughput phase, then the sweep if asked."""
     work.mkdir(parents=True, exist_ok=True)
     offset = free_offset()
     options = ("--only", ",".join(only)) if only else ()
@@ -339,7 +406,6 @@ def pipeline(
         kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{BROKER_PORT + offset}")
         validators = Validators(urls)
         throughput_events = signed_events(key, events, "throughput")
-        latency_events = signed_events(key, LATENCY_RATE * LATENCY_SECONDS, "latency")
 
         base = validators.wait_idle(timeout=60)
         pids = service_pids(system.process.pid, ports)
@@ -354,24 +420,31 @@ def pipeline(
         produced = time.perf_counter() - started
         finished = validators.wait_all_final(base + events, timeout=300)
         elapsed = finished - started
-        # CPU per event of each process: where the 2 cores go (signature checks dominate).
+        # CPU per event of each process: where the cores go (signature checks dominate).
+        used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         results |= {
-            f"cpu_us_per_event_{name}": round((cpu_seconds(pid) - cpu_before[name]) / events * 1e6)
-            for name, pid in sorted(pids.items())
+            f"cpu_us_per_event_{name}": round(used[name] / events * 1e6) for name in sorted(used)
         }
         pids.pop("broker", None)
+        cores = len(os.sched_getaffinity(0))
         results |= {
+            # How much of the box the measured processes used: well below 1, either other
+            # work on the machine took the rest or the pipeline waited instead of computing.
+            "pipeline_cores_used": round(sum(used.values()) / elapsed, 2),
+            "pipeline_share_of_cores": round(sum(used.values()) / elapsed / cores, 3),
+            # The throughput these processes' CPU per event allows on every core of the box.
+            "pipeline_cpu_bound_events_per_s": round(cores * events / sum(used.values())),
             "pipeline_events": events,
             "pipeline_produce_events_per_s": round(events / produced),
             "pipeline_final_events_per_s": round(events / elapsed),
             "pipeline_seconds_to_final_on_all_3": round(elapsed, 2),
         }
         results |= {f"rss_mib_after_throughput_{n}": rss_mib(p) for n, p in sorted(pids.items())}
-        if not latency:
+        if sweep_seconds is None:
             return results
-        base = validators.wait_idle(timeout=60)
-        results |= latency_run(kafka, validators, latency_events, base)
-        results |= {f"rss_mib_after_latency_{n}": rss_mib(p) for n, p in sorted(pids.items())}
+        sustainable = round(events / elapsed)
+        results |= offered_load_sweep(kafka, validators, key, sustainable, sweep_seconds)
+        results |= {f"rss_mib_after_sweep_{n}": rss_mib(p) for n, p in sorted(pids.items())}
         results["chain_tree_size"] = validators.head_tree_size(urls[0])
     finally:
         if system.process.poll() is None:
@@ -386,7 +459,9 @@ def pipeline(
 LEDGER = ("sealer", "validator-1", "validator-2", "validator-3")
 
 
-def main() -> dict[str, object]:
+def main(run: BenchRun | None = None) -> dict[str, object]:
+    run = run or BenchRun.measure()
+    events = run.size(N_PIPELINE, 5_000)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as directory:
         work = Path(directory)
         # The keys exist only once `up` has written them; raw uses a throwaway dev chain.
@@ -396,15 +471,29 @@ def main() -> dict[str, object]:
             capture_output=True,
         )
         key = read_key_file(work / "data" / "keys" / "publisher-demo.json")
-        results = raw_passthrough(signed_events(key, N_RAW, "raw"), work / "raw-broker.log")
-        # The issue's pipeline: broker, sealer and 3 validators, nothing else on the 2 cores.
-        results |= pipeline(work / "ledger", N_PIPELINE, only=LEDGER)
+        raw_events = signed_events(key, run.size(N_RAW, 5_000), "raw")
+        results = raw_passthrough(raw_events, work / "raw-broker.log")
+        # The issue's pipeline: broker, sealer and 3 validators, nothing else on the cores.
+        results |= pipeline(
+            work / "ledger",
+            events,
+            only=LEDGER,
+            sweep_seconds=run.size(SWEEP_SECONDS, 3),
+        )
         # The same throughput phase with every service of `careledger up` sharing the box:
-        # identity, records and billing follow the chain, and billing reads clinical.events.
-        whole = pipeline(work / "system", N_PIPELINE, latency=False)
+        # identity, records and billing follow the chain (billing bills out of the blocks).
+        whole = pipeline(work / "system", events)
         results |= {f"system_{name.removeprefix('pipeline_')}": v for name, v in whole.items()}
-    raw = results["raw_passthrough_events_per_s"]
+    cores = len(os.sched_getaffinity(0))
+    ceiling = cores * 1e6 / (CHECKS_PER_EVENT * run.verify_us)
     final = results["pipeline_final_events_per_s"]
-    if isinstance(raw, int) and isinstance(final, int) and raw:
-        results["pipeline_over_raw"] = round(final / raw, 3)
+    raw = results["raw_passthrough_events_per_s"]
+    results |= {"cores": cores, "pipeline_ceiling_events_per_s": round(ceiling)}
+    if isinstance(final, int):
+        results["pipeline_over_ceiling"] = round(final / ceiling, 3)
+        if isinstance(raw, int) and raw:
+            results["pipeline_over_raw"] = round(final / raw, 3)
+        system = results.get("system_final_events_per_s")
+        if isinstance(system, int) and final:
+            results["system_over_pipeline"] = round(system / final, 3)
     return results

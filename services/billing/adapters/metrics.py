@@ -1,8 +1,9 @@
-"""Prometheus metrics of the billing service: consultations billed or not, and payments."""
+"""Prometheus metrics of the billing service: consultations billed or not, payments, and how
+far it followed the chain (the same families as every service's chain follower)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class PrometheusBillingMetrics:
@@ -23,6 +24,17 @@ class PrometheusBillingMetrics:
             ["party", "outcome"],
             registry=registry,
         )
+        self._height = Gauge(
+            "careledger_follower_height",
+            "Height of the last chain block the service applied (-1 before genesis)",
+            registry=registry,
+        )
+        self._faults = Counter(
+            "careledger_follower_faults",
+            "Blocks that failed the follower's checks (the follower stops at the first)",
+            registry=registry,
+        )
+        self._height.set(-1)
         self._consultations.labels("invoiced", "")  # shown from the start, at 0
 
     def consultation(self, outcome: str, reason: str) -> None:
@@ -30,3 +42,9 @@ class PrometheusBillingMetrics:
 
     def payment(self, party: str, outcome: str) -> None:
         self._payments.labels(party, outcome).inc()
+
+    def follower_height(self, height: int) -> None:
+        self._height.set(height)
+
+    def follower_fault(self) -> None:
+        self._faults.inc()

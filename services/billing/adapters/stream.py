@@ -1,7 +1,11 @@
-"""The billing service's consumer of `clinical.events`: a faust app, run as a Component.
+"""The billing service's consumer of `ledger.blocks`: a faust app, run as a Component.
 
-Every Kafka message is handed to a synchronous handler (`BillingEngine`, which does database
-I/O) on one dedicated worker thread, so handling is sequential and per-partition order is kept.
+One Kafka message is one sealed block. Every message is handed to a synchronous handler (the
+`following.ChainReader` in front of the `BillingEngine`, which does database I/O) on one
+dedicated worker thread, so handling is sequential and the chain's order is kept. The handler
+says what to do next (`following.Verdict`): ack the block; read the topic again from its start
+(blocks are missing before it); or stop following (a block that fails verification: nothing
+after it is handled, and the component stays not ready with the reason until a restart).
 Delivery is at least once: the agent iterates a `noack()` stream and acks an event only after
 the handler returned for it, and faust commits only acked offsets (a contiguous run from the
 last commit, every `commit_interval` and at stop). faust's default auto-ack would not do: it
@@ -10,7 +14,10 @@ in the middle of a handler call, so a stop during a handler would commit an unha
 
 A handler exception (the database is down) never skips a message: the same message is retried
 with bounded exponential backoff until it succeeds or the component stops. The handler turns
-bad input into business events itself, so an exception here is infrastructure trouble.
+bad input into verdicts and business events itself, so an exception here is infrastructure
+trouble. The position that counts is the one the handler stores with each block's effects;
+faust's committed offset only saves re-reading: a block read again is a copy the follower
+ignores.
 
 faust runs in its own thread with its own event loop, without `faust.Worker` (no signal
 handlers, no web server, no take-over of the process): the service is a uvicorn app whose
@@ -36,14 +43,15 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from services.billing.following import Reading, Verdict
 from shared.errors import CareLedgerError
 from shared.kafka import KafkaSettings
 from shared.kafka.lag import PartitionLag
 from shared.runtime.component import NotReadyError
 from shared.runtime.metrics import ConsumerLagMetrics
-from shared.topics import CLINICAL_EVENTS, TopicNames
+from shared.topics import LEDGER_BLOCKS, TopicNames
 
-__all__ = ["ConsultationStream", "StreamMessage", "StreamSettingsError"]
+__all__ = ["BlockStream", "StreamMessage", "StreamSettingsError"]
 
 log = logging.getLogger("careledger.billing")
 
@@ -67,7 +75,7 @@ class StreamMessage:
     headers: tuple[tuple[str, bytes], ...]
 
 
-Handler = Callable[[StreamMessage], None]
+Handler = Callable[[StreamMessage], Reading]
 
 
 def faust_broker(kafka: KafkaSettings) -> tuple[str, faust.types.auth.CredentialsT | None]:
@@ -105,12 +113,11 @@ def faust_broker(kafka: KafkaSettings) -> tuple[str, faust.types.auth.Credential
     return url, None
 
 
-class ConsultationStream:
-    """Consumes `clinical.events` with faust and hands every message to `handler`, in order;
-    with `select`, a message it turns down is acked on faust's thread and never handed over.
+class BlockStream:
+    """Consumes `ledger.blocks` with faust and hands every message to `handler`, in order.
 
-    Not ready until the consumer group assigned partitions; a failed thread stays not ready
-    with the reason until a restart.
+    Not ready until the consumer group assigned the partition; a failed thread, or a handler
+    that stopped following, stays not ready with the reason until a restart.
     """
 
     name = "engine"
@@ -122,7 +129,6 @@ class ConsultationStream:
         topics: TopicNames,
         handler: Handler,
         app_id: str,
-        select: Callable[[bytes | None], bool] | None = None,
         registry: CollectorRegistry | None,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -132,9 +138,8 @@ class ConsultationStream:
     ) -> None:
         self._broker, self._credentials = faust_broker(kafka)
         self._client_id = kafka.client_id
-        self._topic = topics.physical(CLINICAL_EVENTS)
+        self._topic = topics.physical(LEDGER_BLOCKS)
         self._handler = handler
-        self._select = select
         self._app_id = app_id
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
@@ -147,13 +152,15 @@ class ConsultationStream:
         self._state = "not started"
         #: The next offset to handle per partition: the lag counts from it.
         self._next: dict[int, int] = {}
+        #: After a rewind at this offset: messages past it were fetched before the seek.
+        self._rewound_from: int | None = None
         self._lag_interval = kafka.statistics_interval_ms / 1000
         self._show_lag = (
             None if registry is None else ConsumerLagMetrics.of(registry).setter("billing_engine")
         )
         self._handled = Counter(
             "careledger_billing_stream_messages_handled",
-            "clinical.events messages the billing handler returned for",
+            "ledger.blocks messages (blocks) the billing handler returned for",
             ["partition"],
             registry=registry,
         )
@@ -165,7 +172,7 @@ class ConsultationStream:
         )
         self._offset = Gauge(
             "careledger_billing_stream_handled_offset",
-            "Offset of the last clinical.events message handled, per partition",
+            "Offset of the last ledger.blocks message handled, per partition",
             ["partition"],
             registry=registry,
         )
@@ -253,21 +260,17 @@ class ConsultationStream:
                 async for event in stream.noack().events():
                     if requested_stop.is_set():
                         await asyncio.Future()  # parked until app.stop() cancels the agent
-                    message = event.message
-                    self._next.setdefault(message.partition, message.offset)
-                    if self._select is not None and not self._select(message.value):
-                        # Not the handler's: acked here, without the worker thread's round trip.
-                        self._done(message.partition, message.offset)
-                        await stream.ack(event)
+                    if self._stale(event.message):
                         continue
                     idle.clear()
                     try:
-                        if await self._handle(message, executor):
-                            await stream.ack(event)
+                        reading = await self._handle(event.message, executor)
                     finally:
                         idle.set()
+                    if reading is not None:  # None: stopping, read again after a restart
+                        await self._follow_up(app, stream, event, reading)
 
-            app.agent(topic, name=f"{self._app_id}.consultations", concurrency=1)(consume)
+            app.agent(topic, name=f"{self._app_id}.blocks", concurrency=1)(consume)
             lag: asyncio.Future[None] | None = None
             try:
                 await app.start()
@@ -324,19 +327,23 @@ class ConsultationStream:
 
         # Signal receivers get (sender, partitions, signal=...); only the event matters here.
         async def assigned(*_: Any, **__: Any) -> None:
-            self._state = "ready"
+            if not self._state.startswith("failed"):
+                self._state = "ready"
             log.info("billing stream partitions assigned")
 
         async def revoked(*_: Any, **__: Any) -> None:
-            self._state = "joining the consumer group"
+            if not self._state.startswith("failed"):
+                self._state = "joining the consumer group"
 
         app.on_partitions_assigned.connect(assigned)
         app.on_partitions_revoked.connect(revoked)
         self._state = "joining the consumer group"
         return app
 
-    async def _handle(self, message: Any, executor: concurrent.futures.ThreadPoolExecutor) -> bool:
-        """Call the handler until it returns (True) or the component stops (False)."""
+    async def _handle(
+        self, message: Any, executor: concurrent.futures.ThreadPoolExecutor
+    ) -> Reading | None:
+        """Call the handler until it returns (its reading) or the component stops (None)."""
         requested_stop = self._requested()
         loop = asyncio.get_running_loop()
         item = StreamMessage(
@@ -352,7 +359,7 @@ class ConsultationStream:
         backoff = self._initial_backoff
         while True:
             try:
-                await loop.run_in_executor(executor, self._handler, item)
+                reading = await loop.run_in_executor(executor, self._handler, item)
             except Exception as exc:
                 self._failures.labels(partition).inc()
                 log.error(
@@ -370,9 +377,30 @@ class ConsultationStream:
                 except TimeoutError:
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
-                return False
-            self._done(item.partition, item.offset)
-            return True
+                return None
+            return reading
+
+    def _stale(self, message: Any) -> bool:
+        """Whether the message was fetched before a rewind's seek (it comes again after it)."""
+        if self._rewound_from is not None:
+            if message.offset > self._rewound_from:
+                return True
+            self._rewound_from = None
+        self._next.setdefault(message.partition, message.offset)
+        return False
+
+    async def _follow_up(self, app: faust.App, stream: Any, event: Any, reading: Reading) -> None:
+        """Do what the handler's reading of the message asks."""
+        message = event.message
+        if reading.verdict is Verdict.REWIND:
+            self._rewound_from = message.offset
+            await app.consumer.seek(message.tp, 0)
+            return
+        if reading.verdict is Verdict.FAULT:
+            self._state = f"failed: {reading.reason}"
+            await asyncio.Future()  # parked until app.stop(): nothing after a fault is handled
+        self._done(message.partition, message.offset)
+        await stream.ack(event)
 
     def _done(self, partition: int, offset: int) -> None:
         self._handled.labels(str(partition)).inc()

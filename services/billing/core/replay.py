@@ -17,7 +17,7 @@ from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
@@ -126,6 +126,15 @@ class _Sealed(Generic[DataT]):
 _ByEncounter = Mapping[str, Sequence[_Sealed[InvoiceIssued]]]
 
 
+class _Consultation(NamedTuple):
+    """A sealed consultation: its data, its height, and its number among the chain's events
+    (its place, to tell identity changes before it in its block from those after it)."""
+
+    data: Any
+    height: int
+    number: int
+
+
 def _fault(kind: str, detail: str, sealed: _Sealed[Any], **evidence: Any) -> ReplayFault:
     return ReplayFault(kind, detail, {"event": sealed.ref(), **evidence})
 
@@ -145,9 +154,10 @@ class BillingReplay:
         self._genesis = genesis
         self._source = billing_source(genesis.chain_id)
         self._registry = registry_from_genesis(genesis)
-        # Per DID, its practitioner standing after each change, by height (in chain order).
-        self._standings: dict[str, list[tuple[int, Standing]]] = {}
-        self._consultations: dict[_Ref, tuple[Any, int]] = {}
+        # Per DID, its practitioner standing after each change, with the change's place in
+        # the chain (height, number of the event in the chain), in chain order.
+        self._standings: dict[str, list[tuple[int, int, Standing]]] = {}
+        self._consultations: dict[_Ref, _Consultation] = {}
         self._contracts: list[ContractVersion] = []
         self._issued: list[_Sealed[InvoiceIssued]] = []
         self._rejected: list[_Sealed[InvoiceRejected]] = []
@@ -164,7 +174,7 @@ class BillingReplay:
             signer = event.get("signer")
             if event_type == CONSULTATION_COMPLETED:
                 ref = (str(event["source"]), str(event["id"]))
-                self._consultations[ref] = (event.get("data"), height)
+                self._consultations[ref] = _Consultation(event.get("data"), height, self._events)
             elif signer == self._genesis.services.identity:
                 self._apply_identity(event, height)
             elif (
@@ -208,7 +218,7 @@ class BillingReplay:
         did = str(event["data"]["did"])
         standing = after.roles_of(did).get(Role.PRACTITIONER)
         if standing is not None and standing != before.roles_of(did).get(Role.PRACTITIONER):
-            self._standings.setdefault(did, []).append((height, standing))
+            self._standings.setdefault(did, []).append((height, self._events, standing))
         self._registry = after
 
     def _add_billing(self, event: Mapping[str, Any], height: int, data: EventData) -> None:
@@ -309,7 +319,7 @@ class BillingReplay:
 
     def _input(
         self, sealed: _Sealed[InvoiceIssued] | _Sealed[InvoiceRejected]
-    ) -> tuple[tuple[Any, int] | None, list[ReplayFault]]:
+    ) -> tuple[_Consultation | None, list[ReplayFault]]:
         """The consultation's sealed data and height (None if not sealed), and the faults of
         the decision's inputs."""
         consultation = sealed.data.consultation.model_dump()
@@ -330,12 +340,12 @@ class BillingReplay:
         found, faults = self._input(sealed)
         if found is None:
             return faults
-        consultation = found[0]
+        consultation = found.data
         decision = bill(
             consultation,
             at=sealed.time,
             contracts=self._contracts,
-            registry=self._registry_at(consultation, data.registry_height),
+            registry=self._registry_at(found, data.registry_height),
             invoice_for_encounter=lambda _: None,
             deductible_met=lambda _: data.deductible_met_before,
         )
@@ -368,7 +378,7 @@ class BillingReplay:
         found, faults = self._input(sealed)
         if found is None:
             return faults
-        consultation = found[0]
+        consultation = found.data
         at = sealed.time
 
         def invoice_for_encounter(encounter: str) -> str | None:
@@ -379,7 +389,7 @@ class BillingReplay:
             consultation,
             at=at,
             contracts=self._contracts,
-            registry=self._registry_at(consultation, data.registry_height),
+            registry=self._registry_at(found, data.registry_height),
             invoice_for_encounter=invoice_for_encounter,
             deductible_met=lambda _: 0,
         )
@@ -404,16 +414,25 @@ class BillingReplay:
             )
         return faults
 
-    def _registry_at(self, consultation: Any, height: int) -> SignerRegistry:
+    def _registry_at(self, consultation: _Consultation, height: int) -> SignerRegistry:
         """The registry billing saw at `height`, as far as `bill` reads it: the practitioner
-        standing of the consultation's practitioner as of its last change at or before it."""
+        standing of the consultation's practitioner as of its last change at or before it.
+
+        At the consultation's own height, "before it" is within the block: billing bills a
+        consultation with every identity event sealed before it in the chain (ADR 0011), so
+        a change later in the same block is not seen. At a lower height, the whole block
+        counts (what billing had followed when it decided)."""
         standings: dict[str, dict[Role, Standing]] = {}
-        did = consultation.get("practitioner") if isinstance(consultation, Mapping) else None
+        data = consultation.data
+        did = data.get("practitioner") if isinstance(data, Mapping) else None
         history = self._standings.get(did) if isinstance(did, str) else None
         if history:
-            index = bisect.bisect_right(history, height, key=lambda change: change[0])
+            if height == consultation.height:
+                index = bisect.bisect_left(history, consultation.number, key=lambda c: c[1])
+            else:
+                index = bisect.bisect_right(history, height, key=lambda change: change[0])
             if index:
-                standings[str(did)] = {Role.PRACTITIONER: history[index - 1][1]}
+                standings[str(did)] = {Role.PRACTITIONER: history[index - 1][2]}
         return SignerRegistry(self._genesis.chain_id, self._genesis.services.identity, standings)
 
     def _check_deductibles(self) -> list[ReplayFault]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from services.sealer.ports import EventSource, LedgerPublisher
 from services.sealer.service import Sealer
 from shared.runtime.component import NotReadyError
+from shared.runtime.signature_pool import SignaturePool
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 class SealingComponent:
     """The sealer's loop on a thread of its own, as a service component (/readyz: `sealer`).
 
-    The broker clients are used and closed on that thread only (they are not thread-safe).
+    The broker clients are used and closed on that thread only (they are not thread-safe), and
+    so is the signature pool, if any (a worker that dies fails the loop like any bug).
     Anything but a transient error ends the loop: a bug, or a state the sealer must not seal
     past (a genesis mismatch, a rewound input partition). /readyz then says why and
     `on_failure` is told; wiring makes that stop the process with a non-zero exit code, so
@@ -32,12 +34,14 @@ class SealingComponent:
         sealer: Sealer,
         source: EventSource,
         publisher: LedgerPublisher,
+        signatures: SignaturePool | None = None,
         join_timeout: float = 10.0,
         on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self._sealer = sealer
         self._source = source
         self._publisher = publisher
+        self._signatures = signatures
         self._join_timeout = join_timeout
         self._thread: threading.Thread | None = None
         self._failure: str | None = None
@@ -73,6 +77,10 @@ class SealingComponent:
             try:
                 self._source.close()
             finally:
-                self._publisher.close()
+                try:
+                    self._publisher.close()
+                finally:
+                    if self._signatures is not None:
+                        self._signatures.close()
         if self._failure is not None and self._on_failure is not None:
             self._on_failure(f"the sealer stopped: {self._failure}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -14,6 +15,7 @@ from sqlalchemy import inspect
 
 from services.billing.adapters.memory import MemoryBillingStore
 from services.billing.adapters.sql import (
+    BILLING_MIGRATIONS,
     BILLING_VERSION_TABLE,
     SqlBillingStore,
     migrate_billing_store,
@@ -35,7 +37,7 @@ from services.billing.core.pricing import price
 from services.billing.core.settlement import Party
 from services.billing.core.tariff import content_hash
 from shared.events.billing import DisputeReason, VoidReason
-from shared.store import MemoryDatabase, current_revision
+from shared.store import MemoryDatabase, current_revision, migrate
 from tests.integration.store.backends import BACKENDS, sql_database
 from tests.unit.billing.examples import PATIENT, PRACTITIONER, consultation, contract, state
 
@@ -487,12 +489,12 @@ def test_a_refused_write_rolls_its_transaction_back(backend: Backend) -> None:
 def test_migrating_twice_changes_nothing(kind: str, tmp_path: Path) -> None:
     with sql_database(kind, tmp_path) as (database, _):
         assert current_revision(database, version_table=BILLING_VERSION_TABLE) is None
-        assert migrate_billing_store(database) == "billing_0001"
+        assert migrate_billing_store(database) == "billing_0002"
         store = SqlBillingStore(database=database)
         with database.transaction() as tx:
             store.add_invoice(tx, invoice())
-        assert migrate_billing_store(database) == "billing_0001"
-        assert current_revision(database, version_table=BILLING_VERSION_TABLE) == "billing_0001"
+        assert migrate_billing_store(database) == "billing_0002"
+        assert current_revision(database, version_table=BILLING_VERSION_TABLE) == "billing_0002"
         assert store.invoice(I1) == invoice()
 
 
@@ -517,3 +519,28 @@ def test_naive_datetimes_are_refused(kind: str, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="aware"), database.transaction() as tx:
             store.add_invoice(tx, invoice(at=datetime(2026, 11, 25)))
         assert store.invoice(I1) is None
+
+
+@pytest.mark.parametrize("kind", DURABLE_PARAMS)
+def test_billing_0002_forgets_the_follower_position_and_keeps_the_decisions(
+    kind: str, tmp_path: Path
+) -> None:
+    """Billing bills from the blocks since billing_0002: an older position said which blocks
+    changed the registry, not which consultations were billed, so it reads the chain again."""
+    older = tmp_path / "migrations-0001"
+    shutil.copytree(
+        BILLING_MIGRATIONS,
+        older,
+        ignore=shutil.ignore_patterns("billing_0002_*", "__pycache__"),
+    )
+    with sql_database(kind, tmp_path) as (database, _):
+        assert migrate(database, older, version_table=BILLING_VERSION_TABLE) == "billing_0001"
+        store = SqlBillingStore(database=database)
+        with database.transaction() as tx:
+            store.add_invoice(tx, invoice())
+            store.save_position(tx, position={"version": 1}, height=7, registry={"x": 1})
+        assert store.position() is not None
+        assert migrate_billing_store(database) == "billing_0002"
+        assert store.position() is None
+        assert store.registry() is None
+        assert store.invoice(I1) == invoice()

@@ -1,5 +1,7 @@
-"""The billing stream (faust) against the real broker: every message handled in order, offsets
-committed only after the handler returned, a failing handler retried, readiness, prompt stop."""
+"""The billing block stream (faust on `ledger.blocks`) against the real broker: every message
+handled in order, offsets committed only after the handler returned, a failing handler
+retried, a rewind read from the start, a fault stopping for good, readiness, prompt stop; and
+the whole billing path (stream, chain reader, engine) on real sealed blocks, across restarts."""
 
 from __future__ import annotations
 
@@ -13,17 +15,18 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from services.billing.adapters.stream import (
-    ConsultationStream,
+    BlockStream,
     StreamMessage,
     StreamSettingsError,
 )
+from services.billing.following import Reading, Verdict
 from shared.kafka import KafkaSettings, ensure_topics
 from shared.runtime.component import NotReadyError
-from shared.topics import CLINICAL_EVENTS, TopicNames, TopicSpec
+from shared.topics import LEDGER_BLOCKS, TopicNames, TopicSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-PARTITIONS = 3
+PARTITIONS = 1  # as ledger.blocks has
 DEADLINE = 15.0
 
 
@@ -35,11 +38,12 @@ class Recorder:
         self._fail = fail
         self.seen: list[StreamMessage] = []
 
-    def __call__(self, message: StreamMessage) -> None:
+    def __call__(self, message: StreamMessage) -> Reading:
         if self._fail is not None and self._fail(message):
             raise ConnectionError("database down")
         with self._lock:
             self.seen.append(message)
+        return Reading(Verdict.APPLIED)
 
     def count(self) -> int:
         with self._lock:
@@ -53,7 +57,7 @@ class Recorder:
 @pytest.fixture
 def topics(kafka: KafkaSettings) -> TopicNames:
     names = TopicNames(prefix=f"b{uuid.uuid4().hex[:10]}.")
-    ensure_topics(kafka, [TopicSpec(names.physical(CLINICAL_EVENTS), PARTITIONS)])
+    ensure_topics(kafka, [TopicSpec(names.physical(LEDGER_BLOCKS), PARTITIONS)])
     return names
 
 
@@ -61,7 +65,7 @@ def produce(kafka: KafkaSettings, topics: TopicNames, n: int, *, start: int = 0)
     producer = Producer(kafka.producer_config())
     for i in range(start, start + n):
         producer.produce(
-            topics.physical(CLINICAL_EVENTS),
+            topics.physical(LEDGER_BLOCKS),
             key=f"k{i % 7}".encode(),
             value=f"{i}".encode(),
             headers=[("ce_type", b"test")],
@@ -72,19 +76,16 @@ def produce(kafka: KafkaSettings, topics: TopicNames, n: int, *, start: int = 0)
 def stream(
     kafka: KafkaSettings,
     topics: TopicNames,
-    handler: Callable[[StreamMessage], None],
+    handler: Callable[[StreamMessage], Reading],
     app_id: str,
     registry: CollectorRegistry | None = None,
-    *,
-    select: Callable[[bytes | None], bool] | None = None,
-) -> ConsultationStream:
-    return ConsultationStream(
+) -> BlockStream:
+    return BlockStream(
         kafka=kafka,
         topics=topics,
         handler=handler,
         app_id=app_id,
         registry=registry,
-        select=select,
         initial_backoff=0.05,
         max_backoff=0.2,
         commit_interval=0.2,
@@ -100,9 +101,9 @@ def app_id() -> str:
 
 
 @pytest.fixture
-def started() -> Iterator[list[ConsultationStream]]:
+def started() -> Iterator[list[BlockStream]]:
     """Streams a test started; stopped at teardown whatever happened."""
-    running: list[ConsultationStream] = []
+    running: list[BlockStream] = []
     yield running
     for each in running:
         each.stop()
@@ -116,7 +117,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
         time.sleep(0.02)
 
 
-def is_ready(engine: ConsultationStream) -> bool:
+def is_ready(engine: BlockStream) -> bool:
     try:
         engine.check()
     except NotReadyError:
@@ -135,7 +136,7 @@ def test_every_message_once_in_partition_order(
     kafka: KafkaSettings,
     topics: TopicNames,
     app_id: str,
-    started: list[ConsultationStream],
+    started: list[BlockStream],
 ) -> None:
     produce(kafka, topics, 300)
     recorder = Recorder()
@@ -150,7 +151,7 @@ def test_every_message_once_in_partition_order(
     for partition_offsets in offsets.values():
         assert partition_offsets == list(range(len(partition_offsets)))
     first = recorder.seen[0]
-    assert first.topic == topics.physical(CLINICAL_EVENTS)
+    assert first.topic == topics.physical(LEDGER_BLOCKS)
     assert first.headers == (("ce_type", b"test"),)
     assert first.key is not None
     assert first.key.startswith(b"k")
@@ -164,52 +165,11 @@ def test_every_message_once_in_partition_order(
     assert total == 300
 
 
-def test_messages_select_turns_down_skip_the_handler_and_are_committed(
-    kafka: KafkaSettings,
-    topics: TopicNames,
-    app_id: str,
-    started: list[ConsultationStream],
-) -> None:
-    produce(kafka, topics, 200)
-    recorder = Recorder()
-    registry = CollectorRegistry()
-    offered: list[bytes | None] = []
-
-    def even(value: bytes | None) -> bool:
-        offered.append(value)
-        return value is not None and int(value) % 2 == 0
-
-    first = stream(kafka, topics, recorder, app_id, registry, select=even)
-    started.append(first)
-    first.start()
-    wait_for(lambda: len(offered) >= 200)
-    wait_for(lambda: recorder.count() >= 100)
-    assert sorted(recorder.values(), key=int) == [f"{i}".encode() for i in range(0, 200, 2)]
-    handled = sum(
-        registry.get_sample_value(
-            "careledger_billing_stream_messages_handled_total", {"partition": str(p)}
-        )
-        or 0
-        for p in range(PARTITIONS)
-    )
-    assert handled == 200  # every message is dealt with, handed over or not
-    first.stop()
-    # The skipped ones were acked, so committed: a restart reads only what came after.
-    produce(kafka, topics, 10, start=200)
-    again = Recorder()
-    second = stream(kafka, topics, again, app_id)
-    started.append(second)
-    second.start()
-    wait_for(lambda: again.count() >= 10)
-    time.sleep(0.3)
-    assert sorted(again.values(), key=int) == [f"{i}".encode() for i in range(200, 210)]
-
-
 def test_restart_resumes_from_committed_offsets(
     kafka: KafkaSettings,
     topics: TopicNames,
     app_id: str,
-    started: list[ConsultationStream],
+    started: list[BlockStream],
 ) -> None:
     produce(kafka, topics, 300)
     gate = threading.Event()
@@ -217,10 +177,11 @@ def test_restart_resumes_from_committed_offsets(
 
     first_recorder = Recorder()
 
-    def slow_after_k(message: StreamMessage) -> None:
-        first_recorder(message)
+    def slow_after_k(message: StreamMessage) -> Reading:
+        reading = first_recorder(message)
         if first_recorder.count() >= handled_before:
             gate.wait(0.05)  # slow down so the stop lands part-way
+        return reading
 
     first = stream(kafka, topics, slow_after_k, app_id)
     started.append(first)
@@ -249,7 +210,7 @@ def test_failing_handler_is_retried_and_nothing_is_skipped(
     kafka: KafkaSettings,
     topics: TopicNames,
     app_id: str,
-    started: list[ConsultationStream],
+    started: list[BlockStream],
 ) -> None:
     produce(kafka, topics, 30)
     attempts: dict[bytes, int] = {}
@@ -284,7 +245,7 @@ def test_readiness_and_prompt_idempotent_stop(
     kafka: KafkaSettings,
     topics: TopicNames,
     app_id: str,
-    started: list[ConsultationStream],
+    started: list[BlockStream],
 ) -> None:
     engine = stream(kafka, topics, Recorder(), app_id)
     started.append(engine)
@@ -307,7 +268,7 @@ def test_stop_during_retries_is_prompt_and_commits_nothing_unhandled(
     kafka: KafkaSettings,
     topics: TopicNames,
     app_id: str,
-    started: list[ConsultationStream],
+    started: list[BlockStream],
 ) -> None:
     produce(kafka, topics, 1)
     recorder = Recorder(fail=lambda _: True)
@@ -339,7 +300,7 @@ def test_stop_during_retries_is_prompt_and_commits_nothing_unhandled(
 )
 def test_settings_faust_cannot_express_are_refused(settings: KafkaSettings) -> None:
     with pytest.raises(StreamSettingsError):
-        ConsultationStream(
+        BlockStream(
             kafka=settings,
             topics=TopicNames(),
             handler=Recorder(),
@@ -355,15 +316,16 @@ def test_the_lag_counts_what_is_not_handled_yet_per_partition(
     kafka: KafkaSettings,
     topics: TopicNames,
     app_id: str,
-    started: list[ConsultationStream],
+    started: list[BlockStream],
 ) -> None:
     produce(kafka, topics, 30)
     release = threading.Event()
     recorder = Recorder()
 
-    def handler(message: StreamMessage) -> None:
-        recorder(message)
+    def handler(message: StreamMessage) -> Reading:
+        reading = recorder(message)
         release.wait(DEADLINE)  # the first message holds the engine until released
+        return reading
 
     registry = CollectorRegistry()
     often = kafka.model_copy(update={"statistics_interval_ms": 500})
@@ -371,7 +333,7 @@ def test_the_lag_counts_what_is_not_handled_yet_per_partition(
     started[0].start()
     wait_for(lambda: recorder.count() == 1)
     stuck = recorder.seen[0]
-    topic = topics.physical(CLINICAL_EVENTS)
+    topic = topics.physical(LEDGER_BLOCKS)
 
     def lag(partition: int) -> float | None:
         labels = {"consumer": "billing_engine", "topic": topic, "partition": str(partition)}
@@ -384,3 +346,61 @@ def test_the_lag_counts_what_is_not_handled_yet_per_partition(
     wait_for(lambda: all(lag(partition) == 0 for partition in range(PARTITIONS)))
     # Stuck on its first message, the whole of that partition was behind.
     assert behind == len(per_partition(recorder.seen)[stuck.partition]) - stuck.offset
+
+
+class Verdicts(Recorder):
+    """A recorder that answers chosen verdicts for chosen (offset, time seen) pairs."""
+
+    def __init__(self, answers: dict[tuple[int, int], Reading]) -> None:
+        super().__init__()
+        self._answers = answers
+        self._times: dict[int, int] = {}
+
+    def __call__(self, message: StreamMessage) -> Reading:
+        super().__call__(message)
+        n = self._times[message.offset] = self._times.get(message.offset, 0) + 1
+        return self._answers.get((message.offset, n), Reading(Verdict.APPLIED))
+
+    def offsets(self) -> list[int]:
+        with self._lock:
+            return [m.offset for m in self.seen]
+
+
+def test_a_rewind_reads_the_topic_again_from_its_start(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[BlockStream],
+) -> None:
+    produce(kafka, topics, 40)
+    handler = Verdicts({(25, 1): Reading(Verdict.REWIND)})
+    started.append(stream(kafka, topics, handler, app_id))
+    started[0].start()
+    wait_for(lambda: handler.count() >= 26 + 40, timeout=30)
+    time.sleep(0.3)
+    # Up to the rewind, then everything again from offset 0; what faust had fetched past the
+    # rewind before the seek is never handed over out of order.
+    assert handler.offsets() == [*range(26), *range(40)]
+
+
+def test_a_fault_stops_the_stream_for_good_with_the_reason(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[BlockStream],
+) -> None:
+    produce(kafka, topics, 20)
+    handler = Verdicts({(7, 1): Reading(Verdict.FAULT, "following stopped: forged")})
+    engine = stream(kafka, topics, handler, app_id)
+    started.append(engine)
+    engine.start()
+    wait_for(lambda: handler.count() >= 8)
+    time.sleep(0.5)
+    assert handler.offsets() == list(range(8))
+    with pytest.raises(NotReadyError, match="following stopped: forged"):
+        engine.check()
+    began = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - began < 5.0
+    with pytest.raises(NotReadyError, match="forged"):
+        engine.check()  # still failed, not "stopped"

@@ -2,8 +2,10 @@
 memory adapters and a fake clock, whose signed events are sealed as the sealer would seal them.
 
 `BillingWorld` wraps a `ChainFactory`: identity and consultation events are signed by their
-publishers, the billing decisions and payments come out of the service's outbox, and
-`forge(...)` signs anything with the billing service's own key (a service gone wrong).
+publishers and sealed; `follow()` hands every block sealed since to the billing engine (which
+bills the consultations in them), the billing decisions and payments come out of the
+service's outbox, and `forge(...)` signs anything with the billing service's own key (a
+service gone wrong).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from services.billing.following import Directory
 from services.billing.ledger import BillingLedger
 from services.billing.service import BillingService
 from shared.block import Block
-from shared.envelope import encode_event, uuid7
+from shared.envelope import uuid7
 from shared.events import EventData, identity
 from shared.events.billing import CONSULTATION_COMPLETED
+from shared.follower import BlockFollower
 from shared.outbox import MemoryOutbox
 from shared.store import MemoryDatabase
 from tests.unit.billing.examples import CONTRACT_DOCUMENT
@@ -43,6 +46,12 @@ class _Metrics:
         pass
 
     def payment(self, party: str, outcome: str) -> None:
+        pass
+
+    def follower_height(self, height: int) -> None:
+        pass
+
+    def follower_fault(self) -> None:
         pass
 
 
@@ -69,6 +78,8 @@ class BillingWorld:
         self.outbox = MemoryOutbox(database=database)
         self.book = MemoryBillingStore(database=database)
         self.directory = Directory(self.factory.state.registry, 0)
+        self.follower = BlockFollower(genesis_event=self.factory.genesis_event)
+        self.followed = 0  # blocks of the factory handed to the engine
         self.ledger = BillingLedger(
             outbox=self.outbox,
             key=self.factory.keys["billing"],
@@ -84,7 +95,7 @@ class BillingWorld:
             "metrics": _Metrics(),
             "notify": lambda: None,
         }
-        self.engine = BillingEngine(directory=self.directory, **common)
+        self.engine = BillingEngine(directory=self.directory, chain=self.book, **common)
         self.service = BillingService(
             genesis=self.factory.config, pseudonym=lambda _did: PATIENT, **common
         )
@@ -106,10 +117,17 @@ class BillingWorld:
     # --- the chain ----------------------------------------------------------------------
 
     def seal(self, events: Sequence[Mapping[str, Any]]) -> Block:
-        """Seal the events as the next block; billing follows it (its registry height)."""
-        block = self.factory.seal(events)
-        self.directory.replace(self.factory.state.registry, self.height)
-        return block
+        """Seal the events as the next block (billing reads it at the next `follow`)."""
+        return self.factory.seal(events)
+
+    def follow(self) -> None:
+        """Hand every block sealed since the last call to the billing engine, in order."""
+        for block in self.factory.blocks[self.followed :]:
+            followed = self.follower.follow(block)
+            assert followed is not None
+            assert self.follower.state is not None
+            self.engine.bill_block(followed, self.follower.state)
+        self.followed = len(self.factory.blocks)
 
     def seal_billing(self) -> Block:
         """Seal everything the billing service emitted since last time."""
@@ -147,11 +165,6 @@ class BillingWorld:
         event = self.factory.event("publisher", CONSULTATION_COMPLETED, data)
         self.consultations[encounter] = event
         return event
-
-    def bill(self, *events: Mapping[str, Any]) -> None:
-        """Hand consultation events to the billing engine, as the stream would."""
-        for event in events:
-            self.engine.handle(encode_event(event))
 
     def pay(self, invoice_id: str, party: Party, amount: int) -> None:
         self.service.pay(
@@ -193,7 +206,8 @@ class BillingWorld:
 def honest_world() -> BillingWorld:
     """A contract, a practitioner, consultations billed under every plan (two on the
     deductible plan), a rejected unknown code, a duplicate encounter, payments settling and
-    over-paying (refunded), and consultations sealed but not billed yet (`unbilled-*`)."""
+    over-paying (refunded), and consultations sealed in the last block, which billing has not
+    followed yet (`unbilled-*`)."""
     world = BillingWorld()
     world.seal([world.register_practitioner()])
     world.service.deploy_contract(world.factory.config.admin, {**CONTRACT_DOCUMENT, "version": 1})
@@ -213,8 +227,8 @@ def honest_world() -> BillingWorld:
         world.consultation("unbilled-ded", plan_id="deductible", service_code="98008"),
         world.consultation("unbilled-deleted", service_code="99441"),
     ]
-    world.seal([*consultations, *unbilled])
-    world.bill(*consultations)
+    world.seal(consultations)
+    world.follow()
     world.seal_billing()
     copay = world.invoice_of("enc-copay")
     world.pay(copay, Party.PAYER, 9500)
@@ -224,4 +238,6 @@ def honest_world() -> BillingWorld:
     world.pay(half, Party.PATIENT, 4667)
     world.pay(half, Party.PAYER, 4666)
     world.seal_billing()
+    world.follow()
+    world.seal(unbilled)
     return world

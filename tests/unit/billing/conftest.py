@@ -1,8 +1,10 @@
 """The billing service built on memory adapters, a fake clock and deterministic ids.
 
-`World` holds the engine (consultations in), the service (tariffs, payments, disputes, voids),
+`World` holds the engine (sealed blocks in), the service (tariffs, payments, disputes, voids),
 and a directory whose registry, taken from genesis, has one practitioner in good standing.
-Consultation events are signed by the genesis publisher (`publisher-demo`) of a `ChainFactory`.
+Consultation events are signed by the genesis publisher (`publisher-demo`) of a `ChainFactory`
+and sealed there (admission included) in blocks that a `BlockFollower` follows, as the block
+stream hands them to the engine.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from services.billing.engine import BillingEngine
 from services.billing.following import Directory
 from services.billing.ledger import BillingLedger
 from services.billing.service import BillingService, PaymentOutcome
-from shared.admission import Role, Standing, registry_from_genesis
+from shared.admission import registry_from_genesis
+from shared.block import Block
 from shared.crypto import SigningKey
-from shared.envelope import encode_event, uuid7
+from shared.envelope import uuid7
+from shared.events import identity
 from shared.events.billing import CONSULTATION_COMPLETED
+from shared.follower import BlockFollower, FollowedBlock, FollowerState
 from shared.outbox import MemoryOutbox
 from shared.pseudonym import patient_pseudonym
 from shared.store import MemoryDatabase, MemoryTransaction
-from shared.topics import CLINICAL_EVENTS
 from tests.unit.billing.examples import CONTRACT_DOCUMENT
 from tests.unit.core.chainfactory import ChainFactory
 
@@ -59,12 +63,20 @@ class CountingMetrics:
 
     consultations: Counter[tuple[str, str]] = field(default_factory=Counter)
     payments: Counter[tuple[str, str]] = field(default_factory=Counter)
+    height: int = -1
+    faults: int = 0
 
     def consultation(self, outcome: str, reason: str) -> None:
         self.consultations[(outcome, str(reason))] += 1
 
     def payment(self, party: str, outcome: str) -> None:
         self.payments[(party, outcome)] += 1
+
+    def follower_height(self, height: int) -> None:
+        self.height = height
+
+    def follower_fault(self) -> None:
+        self.faults += 1
 
 
 @dataclass
@@ -82,6 +94,8 @@ class World:
     engine: BillingEngine[MemoryTransaction]
     service: BillingService[MemoryTransaction]
     notified: list[int]
+    follower: BlockFollower
+    last: tuple[FollowedBlock, FollowerState] = field(init=False)
     extra_keys: dict[str, SigningKey] = field(default_factory=dict)
 
     @property
@@ -123,15 +137,36 @@ class World:
         event_type: str = CONSULTATION_COMPLETED,
         data: Any = None,
         **changes: Any,
-    ) -> bytes:
-        """A consultation event signed by `signer` (the genesis publisher), as Kafka bytes."""
+    ) -> dict[str, Any]:
+        """A consultation event signed by `signer` (the genesis publisher), not sealed yet."""
         payload = self.consultation_data(encounter, **changes) if data is None else data
-        event = self.chain.event(signer, event_type, payload)
-        return encode_event(event)
+        return self.chain.event(signer, event_type, payload)
 
     def bill(self, encounter: str = "enc-1", **changes: Any) -> str:
-        """Hand one fresh consultation event to the engine; what became of it."""
-        return self.engine.handle(self.consultation(encounter, **changes))
+        """Seal one fresh consultation event in a block and hand it to the engine; what
+        became of it."""
+        [outcome] = self.bill_events(self.consultation(encounter, **changes))
+        return outcome
+
+    def bill_events(self, *events: dict[str, Any]) -> list[str]:
+        """Seal the events as the next block and hand it to the engine (the outcomes)."""
+        return self.follow(self.chain.seal(events))
+
+    def follow(self, block: Block) -> list[str]:
+        """Hand a block to the engine as the stream does, through the follower."""
+        followed = self.follower.follow(block)
+        assert followed is not None
+        assert self.follower.state is not None
+        self.last = (followed, self.follower.state)
+        return self.engine.bill_block(followed, self.follower.state)
+
+    def redeliver(self) -> list[str]:
+        """Hand the last block to the engine again (its handler contract: idempotent)."""
+        return self.engine.bill_block(*self.last)
+
+    @property
+    def height(self) -> int:
+        return self.chain.state.head.height
 
     def deploy(self, document: dict[str, Any] | None = None) -> None:
         """Deploy a contract as the admin, then let a second pass (billing is strictly after)."""
@@ -176,12 +211,23 @@ class World:
         return totals
 
     def revoke_practitioner(self) -> None:
-        registry, height = self.directory.current()
-        standing = registry.roles_of(self.did("practitioner"))[Role.PRACTITIONER]
-        revoked = standing.model_copy(update={"revoked_at": height + 1})
-        self.directory.replace(
-            registry.with_standing(self.did("practitioner"), revoked), height + 1
+        """Seal the authority's revocation of the practitioner's credential."""
+        revoked = identity.PractitionerRevoked(
+            did=self.did("practitioner"), issuer=self.did("authority"), credential=CREDENTIAL
         )
+        self.bill_events(self.chain.identity_event(identity.PRACTITIONER_REVOKED, revoked))
+
+
+def practitioner_registered(chain: ChainFactory) -> dict[str, Any]:
+    """The practitioner's registration (valid from 2026-01-01), signed by the identity service."""
+    registered = identity.PractitionerRegistered(
+        did=chain.did("practitioner"),
+        issuer=chain.did("authority"),
+        credential=CREDENTIAL,
+        role="physician",
+        valid_from="2026-01-01T00:00:00Z",
+    )
+    return chain.identity_event(identity.PRACTITIONER_REGISTERED, registered)
 
 
 def build_world() -> World:
@@ -202,20 +248,7 @@ def build_world() -> World:
         ),
         new_id=lambda: next(ids),
     )
-    standing = Standing(
-        role=Role.PRACTITIONER,
-        name="physician",
-        since=1,
-        topic=CLINICAL_EVENTS,
-        types=("org.careledger.clinical.*",),
-        issuer=chain.did("authority"),
-        credential=CREDENTIAL,
-        valid_from=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    registry = registry_from_genesis(chain.config).with_standing(
-        chain.did("practitioner"), standing
-    )
-    directory = Directory(registry, 1)
+    directory = Directory(registry_from_genesis(chain.config), 0)
     metrics = CountingMetrics()
     notified: list[int] = []
     common: dict[str, Any] = {
@@ -225,7 +258,7 @@ def build_world() -> World:
         "metrics": metrics,
         "notify": lambda: notified.append(1),
     }
-    return World(
+    world = World(
         chain=chain,
         clock=clock,
         database=database,
@@ -234,14 +267,18 @@ def build_world() -> World:
         ledger=ledger,
         directory=directory,
         metrics=metrics,
-        engine=BillingEngine(directory=directory, **common),
+        engine=BillingEngine(directory=directory, chain=store, **common),
         service=BillingService(
             genesis=chain.config,
             pseudonym=lambda did: patient_pseudonym(PSEUDONYM_KEY, did),
             **common,
         ),
         notified=notified,
+        follower=BlockFollower(genesis_event=chain.genesis_event),
     )
+    world.follow(chain.blocks[0])
+    world.bill_events(practitioner_registered(chain))  # block 1: the practitioner's standing
+    return world
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The billing engine: consultation events in, one InvoiceIssued (+ ClaimSubmitted) or one
-InvoiceRejected out, once per event, on memory adapters."""
+"""The billing engine: sealed blocks in, one InvoiceIssued (+ ClaimSubmitted) or one
+InvoiceRejected out per consultation, once each, on memory adapters."""
 
 from __future__ import annotations
 
@@ -15,11 +15,6 @@ from services.billing.adapters.metrics import PrometheusBillingMetrics
 from services.billing.core.billing import RejectionReason
 from services.billing.core.journal import Account
 from services.billing.core.tariff import TariffContract, content_hash
-from services.billing.engine import may_be_consultation
-from shared.canonical import canonicalize
-from shared.crypto import b64url_encode
-from shared.envelope import encode_event
-from shared.events.billing import CONSULTATION_COMPLETED
 from tests.unit.billing.conftest import CONTRACT_V1, World, clear_outbox
 from tests.unit.billing.examples import CONTRACT_DOCUMENT
 
@@ -66,7 +61,7 @@ def test_an_invoice_is_issued_with_the_exact_split_and_a_claim(
     assert issued["charge"] == payer + patient + adjustments
     assert (issued["contract_version"], issued["contract_hash"]) == (1, CONTRACT_HASH)
     assert issued["patient"] == world.pseudonym("patient")
-    assert issued["registry_height"] == 1
+    assert issued["registry_height"] == world.height  # the consultation's own block
     claim = only(world, "claim.submitted")
     assert claim["invoice_id"] == issued["invoice_id"]
     assert claim["amount"] == payer
@@ -94,23 +89,34 @@ def test_no_claim_when_the_payer_owes_nothing(deployed: World) -> None:
     assert deployed.store.invoice(issued["invoice_id"]).claim_id is None  # type: ignore[union-attr]
 
 
-def test_a_redelivered_event_changes_nothing(deployed: World) -> None:
-    value = deployed.consultation("enc-1")
-    assert deployed.engine.handle(value) == "invoiced"
+def test_a_redelivered_block_changes_nothing(deployed: World) -> None:
+    assert deployed.bill_events(deployed.consultation("enc-1")) == ["invoiced"]
     before = deployed.events()
     entries = list(deployed.store.entries())
-    assert deployed.engine.handle(value) == "duplicate"
-    assert deployed.engine.handle(value) == "duplicate"
+    assert deployed.redeliver() == ["duplicate"]
+    assert deployed.redeliver() == ["duplicate"]
     assert deployed.events() == before
     assert list(deployed.store.entries()) == entries
     assert deployed.metrics.consultations[("duplicate", "redelivered")] == 2
 
 
 def test_a_redelivered_rejection_changes_nothing(deployed: World) -> None:
-    value = deployed.consultation("enc-1", service_code="12345")
-    assert deployed.engine.handle(value) == "rejected"
+    assert deployed.bill_events(deployed.consultation("enc-1", service_code="12345")) == [
+        "rejected"
+    ]
     before = deployed.events()
-    assert deployed.engine.handle(value) == "duplicate"
+    assert deployed.redeliver() == ["duplicate"]
+    assert deployed.events() == before
+
+
+def test_a_consultation_decided_before_is_not_decided_again(deployed: World) -> None:
+    """An older service billed `clinical.events` directly; the consultation it decided is
+    found by its (source, id) outcome when its block comes."""
+    event = deployed.consultation("enc-1")
+    assert deployed.bill_events(event) == ["invoiced"]
+    before = deployed.events()
+    # A sealer never seals it twice; `assemble` skips admission to put it in a later block.
+    assert deployed.follow(deployed.chain.assemble([event])) == ["duplicate"]
     assert deployed.events() == before
 
 
@@ -164,7 +170,7 @@ def test_a_revoked_practitioner_is_not_billed(deployed: World) -> None:
     deployed.revoke_practitioner()
     assert deployed.bill("enc-1") == "rejected"
     data = rejected(deployed, "practitioner_not_in_good_standing")
-    assert data["registry_height"] == 2
+    assert data["registry_height"] == deployed.height
 
 
 def test_a_practitioner_not_yet_valid_at_the_start_is_not_billed(deployed: World) -> None:
@@ -244,125 +250,32 @@ def _malformed(world: World, kind: str) -> Any:
 )
 def test_malformed_data_is_rejected_without_echoing_input(deployed: World, kind: str) -> None:
     clear_outbox(deployed)
-    value = deployed.consultation(data=_malformed(deployed, kind))
-    assert deployed.engine.handle(value) == "rejected"
+    assert deployed.bill_events(deployed.consultation(data=_malformed(deployed, kind))) == [
+        "rejected"
+    ]
     rejection = rejected(deployed, "malformed")
     assert CANARY not in json.dumps(deployed.events())
     assert "Jane" not in rejection["detail"]
     assert deployed.store.entries() == []
 
 
-@pytest.mark.parametrize("data", [None, CANARY, [CANARY], 7])
-def test_data_that_is_not_an_object_is_ignored_as_the_sealer_refuses_it(
-    deployed: World, data: Any
-) -> None:
-    clear_outbox(deployed)
-    event = json.loads(deployed.consultation("enc-1"))
-    del event["signature"]
-    event["data"] = data
-    key = deployed.chain.keys["publisher"]
-    # Signed by hand: `sign_event` refuses to make an event the sealer would refuse.
-    value = canonicalize({**event, "signature": b64url_encode(key.sign(canonicalize(event)))})
-    assert deployed.engine.handle(value) == "ignored"
-    assert deployed.events() == []
-    assert deployed.metrics.consultations[("ignored", "malformed")] == 1
-
-
-@pytest.mark.parametrize(
-    ("how", "reason"),
-    [
-        ("bad_signature", "bad_signature"),
-        ("not_json", "malformed"),
-        ("stranger", "unknown_signer"),
-        ("none", "no_value"),
-    ],
-)
-def test_what_the_sealer_will_refuse_is_ignored_and_counted(
-    deployed: World, how: str, reason: str
-) -> None:
-    clear_outbox(deployed)
-    value: bytes | None
-    if how == "bad_signature":
-        event = json.loads(deployed.consultation("enc-1"))
-        event["data"]["plan_id"] = "half"
-        value = encode_event(event)
-    elif how == "not_json":
-        value = b"{not json"
-    elif how == "stranger":
-        value = deployed.consultation("enc-1", signer="stranger")
-    else:
-        value = None
-    assert deployed.engine.handle(value) == "ignored"
-    assert deployed.events() == []
-    assert deployed.store.invoice_for_encounter("enc-1") is None
-    assert deployed.metrics.consultations[("ignored", reason)] == 1
-
-
-def test_the_billing_service_may_not_publish_consultations(deployed: World) -> None:
-    assert deployed.engine.handle(deployed.consultation("enc-1", signer="billing")) == "ignored"
-    assert deployed.metrics.consultations[("ignored", "unauthorized_type")] == 1
-
-
 def test_a_practitioner_may_publish_their_own_consultation(deployed: World) -> None:
-    assert deployed.engine.handle(deployed.consultation("enc-1", signer="practitioner")) == (
+    assert deployed.bill_events(deployed.consultation("enc-1", signer="practitioner")) == [
         "invoiced"
-    )
+    ]
 
 
-def test_other_clinical_event_types_are_ignored_and_counted(deployed: World) -> None:
+def test_other_events_of_a_block_are_not_billing_s(deployed: World) -> None:
     clear_outbox(deployed)
-    other = deployed.consultation("enc-1", event_type="org.careledger.clinical.note.signed.v1")
-    assert deployed.engine.handle(other) == "ignored"
-    assert deployed.events() == []
-    assert deployed.metrics.consultations[("ignored", "other_type")] == 1
 
+    def note() -> dict[str, Any]:
+        return deployed.consultation("enc-1", event_type="org.careledger.clinical.note.signed.v1")
 
-def test_select_turns_down_other_clinical_events_and_counts_them_as_handle_would(
-    deployed: World,
-) -> None:
-    other = deployed.consultation("enc-1", event_type="org.careledger.clinical.note.signed.v1")
-    assert deployed.engine.select(other) is False
-    assert deployed.metrics.consultations[("ignored", "other_type")] == 1
-    assert deployed.engine.select(deployed.consultation("enc-2")) is True
-    assert deployed.engine.select(None) is True  # handle() counts it as no_value
-    assert deployed.metrics.consultations[("ignored", "other_type")] == 1
-
-
-def test_a_consultation_written_with_escapes_is_selected_and_billed(deployed: World) -> None:
-    """JSON may spell the type with escapes; the prefilter must not lose such an event."""
-    raw = deployed.consultation("enc-1")
-    escaped = raw.replace(
-        b'"org.careledger.clinical.consultation', b'"org.careledger.clinical.\\u0063onsultation'
-    )
-    assert escaped != raw
-    assert json.loads(escaped) == json.loads(raw)
-    assert deployed.engine.select(escaped) is True
-    assert deployed.engine.handle(escaped) == "invoiced"
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    event_type=st.sampled_from(
-        [
-            "org.careledger.clinical.consultation.completed.v1",
-            "org.careledger.clinical.note.signed.v1",
-            "org.careledger.clinical.consultation.completed.v2",
-        ]
-    ),
-    data=st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=4),
-    escape=st.booleans(),
-)
-def test_may_be_consultation_is_never_false_for_a_consultation(
-    event_type: str, data: dict[str, str], escape: bool
-) -> None:
-    """Soundness: whatever the JSON spelling, a value that parses to the consultation type is
-    selected; one without the literal type and without any escape never is."""
-    text = json.dumps({"type": event_type, "data": data}, ensure_ascii=escape)
-    value = text.encode("utf-8")
-    if json.loads(value)["type"] == CONSULTATION_COMPLETED:
-        assert may_be_consultation(value)
-    if CONSULTATION_COMPLETED.encode() not in value and b"\\" not in value:
-        assert not may_be_consultation(value)
+    outcomes = deployed.bill_events(note(), deployed.consultation("enc-2"), note())
+    assert outcomes == ["invoiced"]
+    assert deployed.types() == ["invoice.issued", "claim.submitted"]
+    assert deployed.store.invoice_for_encounter("enc-1") is None
+    assert deployed.metrics.consultations[("ignored", "other_type")] == 0
 
 
 def test_the_deductible_is_carried_across_consultations_and_reset_in_a_new_year(
@@ -458,13 +371,13 @@ def test_any_consultation_data_gets_exactly_one_answer(
     deployed: World, changes: dict[str, Any]
 ) -> None:
     before = len(deployed.events())
-    value = deployed.consultation(f"enc-{before}", **changes)
-    assert deployed.engine.handle(value) in {"invoiced", "rejected"}
+    [outcome] = deployed.bill_events(deployed.consultation(f"enc-{before}", **changes))
+    assert outcome in {"invoiced", "rejected"}
     new = deployed.events()[before:]
     kinds = [event["type"].split(".")[-2] for event in new]
     assert kinds in (["issued"], ["issued", "submitted"], ["rejected"])
     deployed.balances()
-    assert deployed.engine.handle(value) == "duplicate"
+    assert deployed.redeliver() == ["duplicate"]
 
 
 @pytest.mark.parametrize("encounter", ["enc 1", "énc-1", "x" * 200])
@@ -473,14 +386,12 @@ def test_an_encounter_that_cannot_be_a_subject_is_still_rejected(
 ) -> None:
     clear_outbox(deployed)
     value = deployed.consultation(encounter, service_code="12345")
-    assert deployed.engine.handle(value) == "rejected"
+    assert deployed.bill_events(value) == ["rejected"]
     [event] = deployed.events()
     assert event["data"]["encounter_id"] == encounter
-    expected = (
-        encounter if encounter.isascii() and " " not in encounter else json.loads(value)["id"]
-    )
+    expected = encounter if encounter.isascii() and " " not in encounter else value["id"]
     assert event["subject"] == expected
-    assert deployed.engine.handle(deployed.consultation(encounter)) == "invoiced"
+    assert deployed.bill_events(deployed.consultation(encounter)) == ["invoiced"]
 
 
 def test_the_prometheus_metrics_count_outcomes_and_reasons_only() -> None:

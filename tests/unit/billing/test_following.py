@@ -1,4 +1,6 @@
-"""Following the chain: sealed identity events change who billing bills for, at a height."""
+"""Following the chain: `ChainReader` checks each `ledger.blocks` message as every chain
+follower does and hands the blocks to the engine, which bills their consultations and stores
+the position with them; identity events change who billing bills for."""
 
 from __future__ import annotations
 
@@ -6,161 +8,209 @@ from typing import Any
 
 import pytest
 
-from services.billing.engine import BillingEngine
-from services.billing.following import ChainFollowing, Directory
+from services.billing.following import ChainReader, Directory, Verdict
 from shared.admission import Role
-from shared.events.identity import (
-    PRACTITIONER_REGISTERED,
-    PRACTITIONER_REVOKED,
-    PractitionerRegistered,
-    PractitionerRevoked,
-)
-from shared.follower import BlockFollower, FollowedBlock, FollowerState
-from shared.store import MemoryTransaction
-from tests.unit.billing.conftest import CREDENTIAL, World, clear_outbox
+from shared.block import block_to_json
+from shared.events.identity import PRACTITIONER_REGISTERED, PractitionerRegistered
+from shared.follower import BlockFollower, FollowerState
+from tests.unit.billing.conftest import World, clear_outbox
+from tests.unit.core.chainfactory import ChainFactory
+
+TOPIC = "ledger.blocks"
 
 
-class Follow:
-    """A follower of the world's chain applying each block to billing's `ChainFollowing`,
-    with an engine that bills from the directory it keeps."""
+class Stream:
+    """The world's chain as the block stream delivers it: `ledger.blocks` offset n is block n."""
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.directory = Directory.load(world.store, world.chain.config)
-        self.handler: ChainFollowing[MemoryTransaction] = ChainFollowing(
-            uow=world.database, chain=world.store, directory=self.directory
-        )
-        self.engine: BillingEngine[MemoryTransaction] = BillingEngine(
-            uow=world.database,
-            book=world.store,
-            ledger=world.ledger,
-            directory=self.directory,
-            metrics=world.metrics,
-            notify=lambda: None,
-        )
-        self.follower = BlockFollower(genesis_event=world.chain.genesis_event)
-        self.follower.follow(world.chain.blocks[0])
+        self.reader = self.new_reader()
 
-    def seal(self, events: list[dict[str, Any]]) -> tuple[FollowedBlock, FollowerState]:
-        followed = self.follower.follow(self.world.chain.seal(events))
-        state = self.follower.state
-        assert followed is not None
-        assert state is not None
-        self.handler.apply(followed, state)
-        return followed, state
+    def new_reader(self) -> ChainReader:
+        return ChainReader(
+            genesis_event=self.world.chain.genesis_event,
+            handler=self.world.engine,
+            metrics=self.world.metrics,
+            topic=TOPIC,
+        )
 
-    def bill(self, encounter: str) -> str:
-        return self.engine.handle(self.world.consultation(encounter))
+    def seal(self, *events: dict[str, Any]) -> int:
+        """Seal the events (not read yet); the block's offset."""
+        self.world.chain.seal(events)
+        return self.world.height
+
+    def read(self, offset: int, reader: ChainReader | None = None) -> Verdict:
+        value = block_to_json(self.world.chain.blocks[offset])
+        return (reader or self.reader).read(value, offset).verdict
 
 
 @pytest.fixture
-def follow(deployed: World) -> Follow:
-    return Follow(deployed)
+def stream(deployed: World) -> Stream:
+    return Stream(deployed)
 
 
-def registered(world: World, **changes: Any) -> dict[str, Any]:
-    data = {
-        "did": world.did("practitioner"),
-        "issuer": world.did("authority"),
-        "credential": CREDENTIAL,
-        "role": "physician",
-        "valid_from": "2026-01-01T00:00:00Z",
-        **changes,
-    }
-    return world.chain.identity_event(
-        PRACTITIONER_REGISTERED, PractitionerRegistered.model_validate(data)
-    )
+def outcomes(world: World) -> list[str]:
+    return [t for t in world.types() if t.startswith("invoice.")]
 
 
-def revoked(world: World) -> dict[str, Any]:
-    return world.chain.identity_event(
-        PRACTITIONER_REVOKED,
-        PractitionerRevoked(
-            did=world.did("practitioner"), issuer=world.did("authority"), credential=CREDENTIAL
-        ),
-    )
+def test_a_block_s_consultations_are_billed_and_its_position_stored(stream: Stream) -> None:
+    world = stream.world
+    clear_outbox(world)
+    offset = stream.seal(world.consultation("enc-1"), world.consultation("enc-2"))
+    assert stream.read(offset) is Verdict.APPLIED
+    assert outcomes(world) == ["invoice.issued", "invoice.issued"]
+    position = world.engine.position()
+    assert position is not None
+    assert (position.height, position.offset) == (offset, offset)
+    assert world.directory.current()[1] == offset
+    assert world.metrics.height == offset
 
 
-def test_a_directory_starts_from_genesis_at_height_0(follow: Follow) -> None:
-    registry, height = follow.directory.current()
-    assert height == 0
-    assert Role.PRACTITIONER not in registry.roles_of(follow.world.did("practitioner"))
-    assert follow.bill("enc-1") == "rejected"
-    assert follow.world.events()[-1]["data"]["reason"] == "unknown_practitioner"
+def test_a_redelivered_block_is_ignored_and_bills_nothing(stream: Stream) -> None:
+    world = stream.world
+    offset = stream.seal(world.consultation("enc-1"))
+    assert stream.read(offset) is Verdict.APPLIED
+    before = world.events()
+    assert stream.read(offset) is Verdict.IGNORED
+    # A restarted reader resumes from the stored position: older blocks are copies too.
+    restarted = stream.new_reader()
+    assert stream.read(offset - 1, restarted) is Verdict.IGNORED
+    assert stream.read(offset, restarted) is Verdict.IGNORED
+    assert world.events() == before
+    assert world.metrics.consultations[("invoiced", "")] == 1
 
 
-def test_a_sealed_registration_makes_a_practitioner_billable_at_its_height(
-    follow: Follow,
+def test_a_restart_resumes_after_the_last_block_billed(stream: Stream) -> None:
+    world = stream.world
+    first = stream.seal(world.consultation("enc-1"))
+    assert stream.read(first) is Verdict.APPLIED
+    second = stream.seal(world.consultation("enc-2"))
+    restarted = stream.new_reader()
+    assert stream.read(second, restarted) is Verdict.APPLIED
+    assert world.store.invoice_for_encounter("enc-2") is not None
+
+
+def test_identity_events_mid_block_change_the_registry_for_what_follows(
+    stream: Stream,
 ) -> None:
-    follow.seal([registered(follow.world)])
-    registry, height = follow.directory.current()
-    assert height == 1
-    assert registry.roles_of(follow.world.did("practitioner"))[Role.PRACTITIONER].since == 1
-    clear_outbox(follow.world)
-    assert follow.bill("enc-1") == "invoiced"
-    assert follow.world.events()[0]["data"]["registry_height"] == 1
+    world = stream.world
+    newcomer = world.did("newcomer")
+    registered = PractitionerRegistered(
+        did=newcomer,
+        issuer=world.did("authority"),
+        credential="ab" * 32,
+        role="physician",
+        valid_from="2026-01-01T00:00:00Z",
+    )
+    offset = stream.seal(
+        world.consultation("enc-1", practitioner=newcomer),
+        world.chain.identity_event(PRACTITIONER_REGISTERED, registered),
+        world.consultation("enc-2", practitioner=newcomer),
+    )
+    clear_outbox(world)
+    assert stream.read(offset) is Verdict.APPLIED
+    assert outcomes(world) == ["invoice.rejected", "invoice.issued"]
+    assert world.events()[0]["data"]["reason"] == "unknown_practitioner"
+    registry, height = world.directory.current()
+    assert Role.PRACTITIONER in registry.roles_of(newcomer)
+    assert height == offset
+    # The registry is stored with the position: a restart bills with it.
+    loaded = Directory.load(world.store, world.chain.config)
+    assert Role.PRACTITIONER in loaded.current()[0].roles_of(newcomer)
+    assert loaded.current()[1] == offset
 
 
-def test_a_sealed_revocation_stops_billing(follow: Follow) -> None:
-    follow.seal([registered(follow.world)])
-    follow.seal([revoked(follow.world)])
-    assert follow.directory.current()[1] == 2
-    assert follow.bill("enc-1") == "rejected"
-    data = follow.world.events()[-1]["data"]
-    assert (data["reason"], data["registry_height"]) == ("practitioner_not_in_good_standing", 2)
+def test_blocks_missing_are_looked_for_once_then_a_fault(stream: Stream) -> None:
+    world = stream.world
+    stream.seal(world.consultation("enc-1"))
+    gap = stream.seal(world.consultation("enc-2"))
+    assert stream.read(gap) is Verdict.REWIND
+    # Read again from the start: the copies are ignored, the missing block comes.
+    assert stream.read(0) is Verdict.IGNORED
+    assert stream.read(gap - 1) is Verdict.APPLIED
+    assert stream.read(gap) is Verdict.APPLIED
+    later = stream.seal(world.consultation("enc-3"))
+    stream.seal(world.consultation("enc-4"))
+    assert stream.read(later + 1) is Verdict.REWIND
+    assert stream.read(later + 1) is Verdict.FAULT  # still missing at the same head
+    assert stream.reader.failed is not None
+    assert f"offset {later + 1} of {TOPIC}" in stream.reader.failed
+    assert stream.read(later) is Verdict.FAULT  # nothing after a fault is applied
+    assert world.store.invoice_for_encounter("enc-3") is None
+    assert world.metrics.faults == 1
 
 
-def test_blocks_without_identity_changes_move_the_height_only(follow: Follow) -> None:
-    follow.seal([registered(follow.world)])
-    saved = follow.world.store.registry()
-    follow.seal([follow.world.chain.event("publisher")])
-    assert follow.directory.current()[1] == 2
-    registry = follow.world.store.registry()
-    assert registry is not None
-    assert saved is not None
-    assert registry == (saved[0], 2)
+def test_a_block_that_fails_verification_stops_following(stream: Stream) -> None:
+    world = stream.world
+    offset = stream.seal(world.consultation("enc-1"))
+    block = world.chain.blocks[offset]
+    forged = block.model_copy(update={"signature": world.chain.blocks[offset - 1].signature})
+    reading = stream.reader.read(block_to_json(forged), offset)
+    assert reading.verdict is Verdict.FAULT
+    assert reading.reason is not None
+    assert "fails verification" in reading.reason
+    assert stream.read(offset) is Verdict.FAULT
+    assert world.store.invoice_for_encounter("enc-1") is None
 
 
-def test_identity_events_not_signed_by_the_identity_service_change_nothing(
-    follow: Follow,
+def test_source_runs_that_place_no_event_are_a_fault_and_store_nothing(stream: Stream) -> None:
+    world = stream.world
+    offset = stream.seal(world.consultation("enc-1"), world.consultation("enc-2"))
+    block = world.chain.blocks[offset]
+    run = block.header.sources[0].model_copy(update={"last_offset": 0})
+    forged = world.chain.resign(block, sources=(run,))
+    before = world.engine.position()
+    assert stream.reader.read(block_to_json(forged), offset).verdict is Verdict.FAULT
+    assert world.engine.position() == before
+    assert world.store.invoice_for_encounter("enc-1") is None
+
+
+def test_a_stored_state_of_another_chain_is_a_fault_at_the_stored_position(
+    deployed: World,
 ) -> None:
-    event = follow.world.chain.event(
-        "publisher",
-        "org.careledger.clinical.practitioner.registered.v1",
-        {"did": follow.world.did("practitioner")},
+    world = deployed
+    other = ChainFactory(chain_id="another-chain")
+    follower = BlockFollower(genesis_event=other.genesis_event)
+    follower.follow(other.blocks[0])
+    assert follower.state is not None
+    with world.database.transaction() as tx:
+        world.store.save_position(
+            tx, position=follower.state.to_json_value(), height=0, registry=None
+        )
+    reader = Stream(world).reader
+    reading = reader.read(block_to_json(world.chain.blocks[1]), 1)
+    assert reading.verdict is Verdict.FAULT
+    assert reading.reason is not None
+    assert "the stored position" in reading.reason
+
+
+class FailingOnce:
+    """The engine's store down for one call of `apply`."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.failures = 1
+
+    def position(self) -> FollowerState | None:
+        return self.world.engine.position()
+
+    def apply(self, block: Any, state: FollowerState) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("database down")
+        self.world.engine.apply(block, state)
+
+
+def test_a_block_not_stored_is_read_again_from_the_stored_position(deployed: World) -> None:
+    world = deployed
+    handler = FailingOnce(world)
+    reader = ChainReader(
+        genesis_event=world.chain.genesis_event, handler=handler, metrics=world.metrics, topic=TOPIC
     )
-    follow.seal([event])
-    registry, height = follow.directory.current()
-    assert height == 1
-    assert Role.PRACTITIONER not in registry.roles_of(follow.world.did("practitioner"))
-
-
-def test_a_block_applied_again_changes_nothing(follow: Follow) -> None:
-    block, state = follow.seal([registered(follow.world)])
-    before = follow.directory.current()
-    follow.handler.apply(block, state)
-    after = follow.directory.current()
-    assert after[1] == before[1]
-    assert after[0].to_json_value() == before[0].to_json_value()
-
-
-def test_a_restart_loads_the_saved_registry_and_position(follow: Follow) -> None:
-    follow.seal([registered(follow.world)])
-    _, state = follow.seal([revoked(follow.world)])
-    again = Directory.load(follow.world.store, follow.world.chain.config)
-    registry, height = again.current()
-    assert height == 2
-    assert registry.to_json_value() == follow.directory.current()[0].to_json_value()
-    restarted: ChainFollowing[MemoryTransaction] = ChainFollowing(
-        uow=follow.world.database, chain=follow.world.store, directory=again
-    )
-    assert restarted.position() == state
-
-
-def test_a_restart_before_any_registry_change_keeps_the_followed_height(follow: Follow) -> None:
-    follow.seal([follow.world.chain.event("publisher")])
-    follow.seal([follow.world.chain.event("publisher")])
-    assert follow.world.store.registry() is None  # no block changed the registry
-    registry, height = Directory.load(follow.world.store, follow.world.chain.config).current()
-    assert height == 2
-    assert registry.to_json_value() == follow.directory.current()[0].to_json_value()
+    world.chain.seal([world.consultation("enc-1")])
+    value = block_to_json(world.chain.blocks[-1])
+    with pytest.raises(ConnectionError):
+        reader.read(value, world.height)
+    assert world.store.invoice_for_encounter("enc-1") is None
+    assert reader.read(value, world.height).verdict is Verdict.APPLIED  # the stream's retry
+    assert world.store.invoice_for_encounter("enc-1") is not None

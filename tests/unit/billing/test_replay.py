@@ -169,7 +169,7 @@ def test_the_services_own_output_replays_without_fault(world: BillingWorld) -> N
     report = world.replay()
     assert report.ok
     assert report.faults == ()
-    assert (report.blocks, report.contracts, report.invoices, report.rejections) == (6, 1, 5, 2)
+    assert (report.blocks, report.contracts, report.invoices, report.rejections) == (7, 1, 5, 2)
     assert report.payments == 5
     assert report.events == sum(len(block.events) for block in world.factory.blocks)
     unbilled = {
@@ -672,11 +672,15 @@ def test_a_consultation_by_someone_never_registered_is_rejected_and_replays(
 ) -> None:
     stranger = world.consultation("enc-stranger", practitioner=world.factory.did("stranger"))
     world.seal([stranger])
-    world.bill(stranger)
+    world.follow()
     world.seal_billing()
     report = world.replay()
     assert report.ok, report.faults
-    rejected = world.factory.blocks[-1].events[0]
+    [rejected] = [
+        e
+        for e in world.factory.blocks[-1].events
+        if e["data"].get("encounter_id") == "enc-stranger"
+    ]
     assert rejected["data"]["reason"] == "unknown_practitioner"
     # The same consultation claimed billable is caught with the contract's reason.
     forged = copay_invoice(world, "enc-stranger", practitioner=world.factory.did("stranger"))
@@ -712,7 +716,7 @@ def test_the_services_output_under_random_traffic_always_replays(seed: int) -> N
             world.factory.config.admin, {**CONTRACT_DOCUMENT, "version": 2, "prices": prices}
         )
     world.seal(consultations)
-    world.bill(*consultations)
+    world.follow()
     world.seal_billing()
     invoices = [world.book.invoice_for_encounter(f"enc-{k}") for k in range(12)]
     ids = [invoice.invoice_id for invoice in invoices if invoice is not None]
@@ -728,3 +732,39 @@ def test_the_services_output_under_random_traffic_always_replays(seed: int) -> N
     report = world.replay()
     assert report.ok, report.faults
     assert report.invoices == len(ids)
+
+
+def test_a_consultation_sees_the_identity_events_sealed_before_it_in_its_block() -> None:
+    """Billing bills each consultation with the registry at its place in the block (ADR
+    0011); replay takes the standing there too: a registration earlier in the block counts,
+    a revocation later in it does not."""
+    world = BillingWorld()
+    world.service.deploy_contract(world.factory.config.admin, V1)
+    world.seal_billing()
+    revoked = identity.PractitionerRevoked(
+        did=world.factory.did("practitioner"),
+        issuer=world.factory.did("authority"),
+        credential=CREDENTIAL,
+    )
+    world.seal(
+        [
+            world.register_practitioner(),
+            world.consultation("enc-before"),
+            world.factory.identity_event(identity.PRACTITIONER_REVOKED, revoked),
+            world.consultation("enc-after"),
+        ]
+    )
+    world.follow()
+    world.seal_billing()
+    decisions = {
+        e["data"]["encounter_id"]: e["data"]
+        for e in world.factory.blocks[-1].events
+        if "encounter_id" in e["data"]
+    }
+    assert "invoice_id" in decisions["enc-before"]
+    assert "reason" not in decisions["enc-before"]
+    assert decisions["enc-after"]["reason"] == "practitioner_not_in_good_standing"
+    assert decisions["enc-before"]["registry_height"] == world.height - 1
+    report = world.replay()
+    assert report.ok, report.faults
+    assert (report.invoices, report.rejections) == (1, 1)

@@ -460,15 +460,15 @@ _pay = st.tuples(
 
 def _run(operations: list[tuple[Any, ...]], *, duplicates: bool) -> World:
     """Run the operations; with `duplicates`, every operation marked so is done twice (the
-    same consultation bytes delivered again, the same payment retried)."""
+    same block of one consultation delivered again, the same payment retried)."""
     world = build_world()
     world.deploy()
     for operation in operations:
         times = 2 if duplicates and operation[-1] else 1
         if operation[0] == "consult":
             _, encounter, plan, _ = operation
-            value = world.consultation(f"enc-{encounter}", plan_id=plan)
-            outcomes = [world.engine.handle(value) for _ in range(times)]
+            outcomes = world.bill_events(world.consultation(f"enc-{encounter}", plan_id=plan))
+            outcomes += [o for _ in range(times - 1) for o in world.redeliver()]
             assert outcomes[1:] == ["duplicate"] * (times - 1)
         else:
             _, encounter, party, amount, key, _ = operation

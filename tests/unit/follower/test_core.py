@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from shared.block import Block, BlockHashError, BlockSignatureError, seal_block
+from shared.block import (
+    Block,
+    BlockHashError,
+    BlockSignatureError,
+    block_to_json,
+    read_block,
+    seal_block,
+)
 from shared.canonical import canonicalize
 from shared.chain import (
     BlockHeaderError,
@@ -311,3 +318,21 @@ def test_a_state_of_another_chain_is_refused(factory: ChainFactory) -> None:
     with pytest.raises(ChainStateError) as caught:
         BlockFollower(genesis_event=factory.genesis_event, state=state)
     assert caught.value.computed == "careledger-other"
+
+
+def test_the_leaves_read_from_a_block_are_hashed_as_they_are(factory: ChainFactory) -> None:
+    with_leaves = BlockFollower(genesis_event=factory.genesis_event)
+    without = BlockFollower(genesis_event=factory.genesis_event)
+    for written in factory.serialized():
+        block, leaves = read_block(written)
+        assert leaves is not None
+        assert with_leaves.follow(block, leaves=leaves) == without.follow(block)
+    assert with_leaves.state == without.state
+
+
+def test_leaves_that_do_not_match_the_events_are_a_caller_s_error(factory: ChainFactory) -> None:
+    follower = _follower(factory, upto=1)
+    block, leaves = read_block(block_to_json(factory.blocks[2]))
+    assert leaves is not None
+    with pytest.raises(ValueError, match="one leaf per event"):
+        follower.follow(block, leaves=leaves[1:])

@@ -11,12 +11,14 @@ from services.sealer.adapters.component import SealingComponent
 from services.sealer.adapters.memory import MemoryChainStore
 from services.sealer.core.cut import CutPolicy
 from services.sealer.errors import GenesisMismatchError, PartitionRewoundError
+from services.sealer.ports import WriterLease
 from services.sealer.service import Sealer
 from shared.block import block_from_json
 from shared.chain import verify_chain
 from shared.envelope import encode_event
 from shared.events import identity
 from shared.runtime.component import NotReadyError
+from shared.runtime.signature_pool import SignaturePool
 from shared.topics import CLINICAL_EVENTS, IDENTITY_EVENTS, RECORDS_EVENTS
 from tests.unit.core.chainfactory import ChainFactory
 from tests.unit.sealer.fakes import FakePublisher, FakeSource, FakeTopics
@@ -45,7 +47,14 @@ class Rig:
         self.clock = Clock()
         self.policy = CutPolicy(max_events=max_events, max_bytes=1 << 20, max_wait=max_wait)
 
-    def sealer(self, *, source: FakeSource | None = None) -> tuple[Sealer, FakeSource]:
+    def sealer(
+        self,
+        *,
+        source: FakeSource | None = None,
+        signatures: SignaturePool | None = None,
+        batch_size: int = 500,
+        lease: WriterLease | None = None,
+    ) -> tuple[Sealer, FakeSource]:
         source = source or FakeSource(self.topics)
         sealer = Sealer(
             store=self.store,
@@ -57,6 +66,11 @@ class Rig:
             wall_clock=self.clock.utc,
             monotonic=self.clock.monotonic,
             max_backoff=0.01,
+            signatures=signatures,
+            batch_size=batch_size,
+            lease=lease,
+            lease_renew_every=0.0,  # with a lease: renewed at every step
+            standby_poll=0.01,
         )
         return sealer, source
 
