@@ -30,6 +30,20 @@ class StoredBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredHeader:
+    """A stored block's header fields, without its JSON: what heads, attestation checks and
+    finality need (reading a 500-event block's JSON for them cost more than the rest)."""
+
+    height: int
+    block_hash: str
+    tree_size: int
+    log_root: str
+    event_count: int
+    sealed_at: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
 class EventLocation:
     """Where a sealed event sits in the log."""
 
@@ -52,18 +66,30 @@ class Refusal:
 class ChainStore(Protocol):
     """What a validator stores. Every method is one transaction."""
 
-    def append(self, verified: VerifiedBlock, *, raw: bytes, offset: int | None) -> None:
-        """Store a verified block, its subtree nodes, its events' locations (the dedup keys)
-        and the new chain state together; `offset` is its `ledger.blocks` position."""
+    def append(
+        self,
+        verified: VerifiedBlock,
+        *,
+        raw: bytes,
+        offset: int | None,
+        attestation: Attestation | None = None,
+    ) -> None:
+        """Store a verified block, what its proofs need (its leaf hashes and the subtrees it
+        completed, in as few rows as the store can: ADR 0012), its events' locations (the
+        dedup keys) and the new chain state together; `offset` is its `ledger.blocks`
+        position; `attestation` (our own, of this block) is stored in the same transaction."""
 
     def state(self) -> ChainState | None:
         """The chain state after the last stored block (None before genesis)."""
 
-    def head(self) -> StoredBlock | None:
-        """The last stored block."""
+    def head(self) -> StoredHeader | None:
+        """The last stored block's header fields."""
 
     def block_at(self, height: int) -> StoredBlock | None:
         """The stored block at `height`."""
+
+    def header_at(self, height: int) -> StoredHeader | None:
+        """The header fields of the stored block at `height` (its JSON is not read)."""
 
     def blocks(self, first: int, last: int) -> Iterator[StoredBlock]:
         """The stored blocks of heights `[first, last]`, in order, read in pages."""
@@ -75,7 +101,8 @@ class ChainStore(Protocol):
         """Where the event `(source, id)` was sealed."""
 
     def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
-        """`shared.merkle.SubtreeReader`: the stored perfect-subtree hashes, in one read."""
+        """`shared.merkle.SubtreeReader`: the perfect-subtree hashes, stored or recomputed
+        from stored leaves, in a bounded number of reads (two at most for the SQL store)."""
 
     def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
         """Store a verified attestation (False if it was stored already); `offset` is its

@@ -1,5 +1,5 @@
 """The validator's read side: heads, blocks, proofs and evidence, answered from the store
-(proofs from stored subtree hashes, one batched read of O(log n) rows each)."""
+(proofs from stored subtree hashes and leaves: two batched reads of O(log n) values each)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 from services.validator.errors import (
     NoChainYetError,
     ProofRequestError,
+    StoreIntegrityError,
     UnknownBlockError,
     UnknownEventError,
 )
-from services.validator.ports import ChainStore, StoredBlock
+from services.validator.ports import ChainStore, StoredHeader
 from services.validator.service import Validator
 from shared.crypto import b64url_encode
 from shared.merkle import (
@@ -121,7 +122,15 @@ class ChainQueries:
         if stored is None:  # pragma: no cover - stored with the location
             raise UnknownBlockError(f"no verified block at height {location.height}")
         events = json.loads(stored.raw)["events"]
-        event = events[location.leaf_index - (stored.tree_size - stored.event_count)]
+        position = location.leaf_index - (stored.tree_size - stored.event_count)
+        event = events[position] if 0 <= position < len(events) else {}
+        if (event.get("source"), event.get("id")) != (source, event_id):
+            # The event index points elsewhere: an altered store, never a proof to serve.
+            raise StoreIntegrityError(
+                "the event index does not point at this event",
+                height=location.height,
+                leaf_index=location.leaf_index,
+            )
         # The leaf (a level-0 node), the root's and the path's subtrees in one read.
         leaf_address = (0, location.leaf_index)
         groups = inclusion_proof_nodes(location.leaf_index, size)
@@ -168,7 +177,7 @@ class ChainQueries:
             for refusal in self._store.refusals(limit)
         ]
 
-    def _head(self) -> StoredBlock:
+    def _head(self) -> StoredHeader:
         head = self._store.head()
         if head is None:
             raise NoChainYetError("no block verified yet")

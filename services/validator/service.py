@@ -34,6 +34,7 @@ from services.validator.ports import (
     AttestationPublisher,
     ChainStore,
     Refusal,
+    StoredHeader,
     ValidatorMetrics,
 )
 from shared.admission import InMemorySeenEvents
@@ -55,7 +56,7 @@ from shared.block import (
     verify_block_signature,
 )
 from shared.canonical import canonicalize
-from shared.chain import ChainState, ChainVerifier
+from shared.chain import ChainState, ChainVerifier, VerifiedBlock
 from shared.crypto import SigningKey
 from shared.events import parse_timestamp
 from shared.genesis import GenesisConfig
@@ -65,10 +66,6 @@ from shared.merkle import (
 from shared.sources import utc_now
 
 log = logging.getLogger(__name__)
-
-#: How many attested, not yet final blocks keep their `sealed_at` in memory; beyond that (a
-#: finality stalled for long) it is read back from the stored block when it becomes final.
-_PENDING_SEALED_AT = 4096
 
 
 class NullValidatorMetrics:
@@ -119,8 +116,6 @@ class Validator:
         self._state: ChainState | None = None
         self._faults = FaultBoard()
         self._rewound_at: int | None = None  # the head at the last MissingBlocksError
-        #: `sealed_at` of attested blocks not final yet, by height (see _PENDING_SEALED_AT).
-        self._pending_sealed_at: dict[int, str] = {}
 
     @property
     def state(self) -> ChainState | None:
@@ -166,7 +161,7 @@ class Validator:
         for stored in self._store.blocks(0, head.height):
             try:
                 block = block_from_json(stored.raw)
-                verifier.verify_block(block)
+                verified = verifier.verify_block(block)
             except ChainError as exc:
                 raise StoreIntegrityError(
                     f"stored block {stored.height} does not verify: {exc.message}",
@@ -181,6 +176,7 @@ class Validator:
                     computed=stored.block_hash,
                     height=stored.height,
                 )
+            self._audit_proof_data(verified)
         state = self._store.state()
         audited = verifier.state
         if state is None or audited is None or state.head_hash != audited.head_hash:
@@ -202,6 +198,38 @@ class Validator:
                 expected=head.log_root,
                 computed=root,
                 height=head.height,
+            )
+
+    def _audit_proof_data(self, verified: VerifiedBlock) -> None:
+        """What proofs are made of, for this block: every subtree it completed (leaves and
+        nodes, stored or recomputed from stored leaves) as its events give them, and every
+        one of its `(source, id)` found sealed (a lost one would let a duplicate through)."""
+        height = verified.block.header.height
+        addresses = [(level, index) for level, index, _ in verified.nodes]
+        try:
+            stored = self._store.subtree_hashes(addresses)
+        except KeyError as exc:
+            raise StoreIntegrityError(
+                "a stored subtree hash is missing", height=height, address=str(exc)
+            ) from exc
+        for (level, index, expected), found in zip(verified.nodes, stored, strict=True):
+            if found != expected:
+                raise StoreIntegrityError(
+                    "a stored subtree hash is not the one the block's events give",
+                    expected=expected.hex(),
+                    computed=found.hex(),
+                    height=height,
+                    level=level,
+                    index=index,
+                )
+        keys = verified.dedup_keys
+        missing = len(set(keys) - self._store.sealed_among(keys))
+        if missing:
+            raise StoreIntegrityError(
+                "sealed events are missing from the store's event index",
+                expected=len(keys),
+                computed=len(keys) - missing,
+                height=height,
             )
 
     def reattest_pending(self, *, limit: int = 100) -> int:
@@ -252,13 +280,25 @@ class Validator:
             return None
         # Stored in the form `block_to_json` writes: `raw` is that form when it held the leaves.
         stored = raw if leaves is not None else block_to_json(block)
-        self._store.append(verified, raw=stored, offset=offset)
+        # Our attestation is stored with the block (one commit, not two); it is published
+        # only once both are durable, as before.
+        attestation = sign_attestation(block.header, self._key)
+        self._store.append(verified, raw=stored, offset=offset, attestation=attestation)
         self._state = verified.state
         self._faults.head_moved()
         self._metrics.block_verified(
             height=height, events=len(block.events), seconds=self._monotonic() - started
         )
-        return self._attest(block)
+        fresh = StoredHeader(
+            height=height,
+            block_hash=block.block_hash,
+            tree_size=block.header.tree_size,
+            log_root=block.header.log_root,
+            event_count=block.header.event_count,
+            sealed_at=block.header.sealed_at,
+            final=False,
+        )
+        return self._attest(block, stored=attestation, header=fresh)
 
     def _verifier(self, block: Block) -> ChainVerifier:
         # The sealed keys the block's events could clash with, read in one query: the
@@ -334,19 +374,20 @@ class Validator:
             extra={"reason": reason, "height": height, "detail": error.message},
         )
 
-    def _attest(self, block: Block) -> Attestation:
-        attestation = sign_attestation(block.header, self._key)
-        self._store.add_attestation(attestation, offset=None)
+    def _attest(
+        self,
+        block: Block,
+        *,
+        stored: Attestation | None = None,
+        header: StoredHeader | None = None,
+    ) -> Attestation:
+        attestation = stored
+        if attestation is None:
+            attestation = sign_attestation(block.header, self._key)
+            self._store.add_attestation(attestation, offset=None)
         self._publisher.publish(attestation)
-        self._remember_sealed_at(block)
-        self._update_finality(block.header.height)
+        self._update_finality(block.header.height, known=header)
         return attestation
-
-    def _remember_sealed_at(self, block: Block) -> None:
-        pending = self._pending_sealed_at
-        pending[block.header.height] = block.header.sealed_at
-        if len(pending) > _PENDING_SEALED_AT:
-            del pending[min(pending)]
 
     # --- attestations ----------------------------------------------------------------
 
@@ -359,7 +400,7 @@ class Validator:
                 chain_id=self._genesis.chain_id,
                 validators=self._genesis.validators,
             )
-            stored = self._store.block_at(attestation.height)
+            stored = self._store.header_at(attestation.height)
             if stored is not None and stored.block_hash == attestation.block_hash:
                 check_describes(
                     attestation,
@@ -387,10 +428,11 @@ class Validator:
             self._update_finality(attestation.height)
         return added
 
-    def _update_finality(self, height: int) -> None:
-        stored = self._store.block_at(height)
+    def _update_finality(self, height: int, *, known: StoredHeader | None = None) -> None:
+        """Mark `height` final if its attestations reach the quorum; `known` is its stored
+        header when the caller has it (the block it just stored), sparing a read."""
+        stored = known if known is not None else self._store.header_at(height)
         if stored is None or stored.final:
-            self._pending_sealed_at.pop(height, None)
             return
         try:
             final = final_block_hash(
@@ -415,10 +457,7 @@ class Validator:
             return
         self._store.mark_final(height)
         self._metrics.finalized(height=height)
-        sealed_at = self._pending_sealed_at.pop(height, None)
-        if sealed_at is None:  # attested before a restart, or evicted: read it back
-            sealed_at = str(json.loads(stored.raw)["header"]["sealed_at"])
-        waited = self._wall_clock() - parse_timestamp(sealed_at)
+        waited = self._wall_clock() - parse_timestamp(stored.sealed_at)
         self._metrics.sealed_to_final(seconds=max(0.0, waited.total_seconds()))
 
     def _alarm(self, reason: str, height: int, evidence: dict[str, Any]) -> None:

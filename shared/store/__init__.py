@@ -11,7 +11,7 @@ from shared.store.database import (
     open_database,
 )
 from shared.store.memory import MemoryDatabase, MemoryTransaction
-from shared.store.migrations import current_revision, migrate
+from shared.store.migrations import current_revision, downgrade, migrate
 from shared.store.ports import UnitOfWork
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "NestedTransactionError",
     "UnitOfWork",
     "current_revision",
+    "downgrade",
     "migrate",
     "open_database",
 ]

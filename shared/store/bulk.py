@@ -16,7 +16,7 @@ from typing import Final
 
 from sqlalchemy import Connection, Table
 
-__all__ = ["insert_rows"]
+__all__ = ["insert_rows", "placeholder"]
 
 #: Rows per `executemany` call: bounds the memory of one call, not a driver limit.
 BATCH: Final = 1000
@@ -49,12 +49,17 @@ def insert_rows(
         connection.exec_driver_sql(statement, list(rows[start : start + BATCH]))
 
 
-@cache
-def _statement(paramstyle: str, table: str, columns: tuple[str, ...]) -> str:
+def placeholder(paramstyle: str) -> str:
+    """The positional parameter marker of a DB-API parameter style (`?` or `%s`)."""
     try:
-        mark = _PLACEHOLDERS[paramstyle]
+        return _PLACEHOLDERS[paramstyle]
     except KeyError:
         raise ValueError(f"parameter style {paramstyle!r} is not supported") from None
+
+
+@cache
+def _statement(paramstyle: str, table: str, columns: tuple[str, ...]) -> str:
+    mark = placeholder(paramstyle)
     marks = ", ".join([mark] * len(columns))
     # Names come from table metadata, quoted by the dialect; values are driver parameters.
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608

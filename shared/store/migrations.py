@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -22,14 +23,37 @@ log = logging.getLogger(__name__)
 _ALEMBIC = threading.Lock()
 
 
-def migrate(database: Database, script_location: str | Path, *, version_table: str) -> str | None:
-    """Upgrade one component's schema to its head revision; return that revision.
+def migrate(
+    database: Database,
+    script_location: str | Path,
+    *,
+    version_table: str,
+    revision: str = "head",
+) -> str | None:
+    """Upgrade one component's schema to its head (or the given) revision; return it.
 
     Idempotent: at head it changes nothing. Safe when several processes start at once: on
     PostgreSQL they queue on an advisory lock named after the schema and version table, on
     SQLite on the database write lock (BEGIN IMMEDIATE). The whole upgrade is one
     transaction, so a failure leaves the previous revision in place.
     """
+    return _run(database, script_location, version_table, lambda c: command.upgrade(c, revision))
+
+
+def downgrade(
+    database: Database, script_location: str | Path, *, version_table: str, revision: str
+) -> str | None:
+    """Take one component's schema back to `revision` (an operator's way back from an
+    upgrade, as one transaction like `migrate`); return the revision reached."""
+    return _run(database, script_location, version_table, lambda c: command.downgrade(c, revision))
+
+
+def _run(
+    database: Database,
+    script_location: str | Path,
+    version_table: str,
+    step: Callable[[Config], None],
+) -> str | None:
     config = Config()
     # Config values are interpolated by configparser: a literal % must be doubled.
     config.set_main_option("script_location", str(script_location).replace("%", "%%"))
@@ -40,7 +64,7 @@ def migrate(database: Database, script_location: str | Path, *, version_table: s
         before = _current(connection, version_table)
         config.attributes[CONNECTION_ATTRIBUTE] = connection
         config.attributes[VERSION_TABLE_ATTRIBUTE] = version_table
-        command.upgrade(config, "head")
+        step(config)
         after = _current(connection, version_table)
     if before != after:
         log.info("migrated %s from %s to %s", version_table, before, after)

@@ -71,6 +71,8 @@ seen_table = Table(
     Column("event_id", Text(), nullable=False),
     Column("height", BigInteger(), nullable=False),
     PrimaryKeyConstraint("source", "event_id", name="pk_sealer_seen"),
+    # One B-tree, not a rowid table plus its key's index (migration sealer_0003, ADR 0012).
+    sqlite_with_rowid=False,
 )
 
 

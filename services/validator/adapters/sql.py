@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Connection,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -25,10 +24,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Row
+from sqlalchemy.sql import Select
 
 from services.validator.ports import (
     ATTESTATIONS_CURSOR,
@@ -36,10 +35,19 @@ from services.validator.ports import (
     EventLocation,
     Refusal,
     StoredBlock,
+    StoredHeader,
 )
 from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
 from shared.merkle import Address
+from shared.merkle.leaf_backed import (
+    STORED_LEVEL,
+    LeafRun,
+    PackedLeaves,
+    pack_leaves,
+    read_subtrees,
+    upper_nodes,
+)
 from shared.store import Database, migrate
 from shared.store.bulk import insert_rows
 from shared.store.keys import stored_keys
@@ -63,14 +71,22 @@ blocks_table = Table(
     Column("event_count", Integer(), nullable=False),
     Column("sealed_at", String(40), nullable=False),
     Column("raw", LargeBinary(), nullable=False),
-    Column("final", Boolean(), nullable=False),
-    Index(
-        "ix_validator_blocks_final",
+)
+#: The final heights, one small row each. Not a column of `validator_blocks`: SQLite keeps a
+#: column stored after the block's JSON behind that JSON's overflow pages, so reading or
+#: setting it walked (and rewrote) hundreds of kilobytes per block.
+finals_table = Table(
+    "validator_finals",
+    metadata,
+    Column(
         "height",
-        sqlite_where=text("final = 1"),
-        postgresql_where=text("final"),
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
     ),
 )
+#: Perfect subtrees at `STORED_LEVEL` and above only: a handful of rows per block. The ones
+#: below are recomputed from `validator_leaves` (`shared.merkle.leaf_backed`).
 nodes_table = Table(
     "validator_nodes",
     metadata,
@@ -78,13 +94,30 @@ nodes_table = Table(
     Column("idx", BigInteger(), primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(), nullable=False),
 )
+#: One row per block: its leaf hashes, concatenated, from leaf `first_leaf` on. On SQLite
+#: `first_leaf` is the rowid, so range reads walk the table's own B-tree.
+leaves_table = Table(
+    "validator_leaves",
+    metadata,
+    Column(
+        "first_leaf",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("height", BigInteger(), nullable=False),
+    Column("hashes", LargeBinary(), nullable=False),
+)
+#: The one row per event, kept because admission needs every sealed `(source, id)` and a
+#: receipt is asked for by it. WITHOUT ROWID on SQLite: one B-tree, not a table plus index.
 events_table = Table(
     "validator_events",
     metadata,
-    Column("source", Text(), primary_key=True),
-    Column("event_id", Text(), primary_key=True),
+    Column("source", Text(), nullable=False),
+    Column("event_id", Text(), nullable=False),
     Column("leaf_index", BigInteger(), nullable=False),
-    Column("height", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("source", "event_id", name="pk_validator_events"),
+    sqlite_with_rowid=False,
 )
 state_table = Table(
     "validator_state",
@@ -132,7 +165,14 @@ class SqlChainStore:
 
     # --- blocks ----------------------------------------------------------------------
 
-    def append(self, verified: VerifiedBlock, *, raw: bytes, offset: int | None) -> None:
+    def append(
+        self,
+        verified: VerifiedBlock,
+        *,
+        raw: bytes,
+        offset: int | None,
+        attestation: Attestation | None = None,
+    ) -> None:
         header = verified.block.header
         first_leaf = header.tree_size - header.event_count
         with self._database.transaction() as tx:
@@ -146,23 +186,31 @@ class SqlChainStore:
                     event_count=header.event_count,
                     sealed_at=header.sealed_at,
                     raw=raw,
-                    final=False,
                 )
             )
-            insert_rows(tx, nodes_table, ("level", "idx", "hash"), verified.nodes)
-            height = header.height
+            insert_rows(
+                tx,
+                leaves_table,
+                ("first_leaf", "height", "hashes"),
+                [(first_leaf, header.height, pack_leaves(verified.leaf_hashes))],
+            )
+            insert_rows(
+                tx, nodes_table, ("level", "idx", "hash"), upper_nodes(verified.nodes, STORED_LEVEL)
+            )
             insert_rows(
                 tx,
                 events_table,
-                ("source", "event_id", "leaf_index", "height"),
+                ("source", "event_id", "leaf_index"),
                 [
-                    (source, event_id, first_leaf + n, height)
+                    (source, event_id, first_leaf + n)
                     for n, (source, event_id) in enumerate(verified.dedup_keys)
                 ],
             )
             _save_state(tx, verified.state)
             if offset is not None:
                 _set_cursor(tx, BLOCKS_CURSOR, offset)
+            if attestation is not None:
+                _insert_attestation(tx, attestation)
 
     def state(self) -> ChainState | None:
         with self._database.read() as tx:
@@ -171,14 +219,20 @@ class SqlChainStore:
             ).scalar_one_or_none()
         return None if data is None else ChainState.from_json(bytes(data))
 
-    def head(self) -> StoredBlock | None:
-        query = select(blocks_table).order_by(blocks_table.c.height.desc()).limit(1)
+    def head(self) -> StoredHeader | None:
+        query = _with_final(*_HEADER_COLUMNS).order_by(blocks_table.c.height.desc()).limit(1)
         with self._database.read() as tx:
             row = tx.execute(query).first()
-        return None if row is None else _stored_block(row)
+        return None if row is None else _stored_header(row)
+
+    def header_at(self, height: int) -> StoredHeader | None:
+        query = _with_final(*_HEADER_COLUMNS).where(blocks_table.c.height == height)
+        with self._database.read() as tx:
+            row = tx.execute(query).first()
+        return None if row is None else _stored_header(row)
 
     def block_at(self, height: int) -> StoredBlock | None:
-        query = select(blocks_table).where(blocks_table.c.height == height)
+        query = _with_final(*blocks_table.c).where(blocks_table.c.height == height)
         with self._database.read() as tx:
             row = tx.execute(query).first()
         return None if row is None else _stored_block(row)
@@ -187,7 +241,7 @@ class SqlChainStore:
         height = first
         while height <= last:
             query = (
-                select(blocks_table)
+                _with_final(*blocks_table.c)
                 .where(blocks_table.c.height >= height, blocks_table.c.height <= last)
                 .order_by(blocks_table.c.height)
                 .limit(_PAGE)
@@ -200,13 +254,15 @@ class SqlChainStore:
             height = page[-1].height + 1
 
     def mark_final(self, height: int) -> None:
+        known = select(finals_table.c.height).where(finals_table.c.height == height)
+        stored = select(blocks_table.c.height).where(
+            blocks_table.c.height == height, ~known.exists()
+        )
         with self._database.transaction() as tx:
-            tx.execute(
-                update(blocks_table).where(blocks_table.c.height == height).values(final=True)
-            )
+            tx.execute(insert(finals_table).from_select(["height"], stored))
 
     def final_height(self) -> int | None:
-        query = select(func.max(blocks_table.c.height)).where(blocks_table.c.final)
+        query = select(func.max(finals_table.c.height))
         with self._database.read() as tx:
             value = tx.execute(query).scalar_one_or_none()
         return None if value is None else int(value)
@@ -218,26 +274,48 @@ class SqlChainStore:
             return stored_keys(tx, events_table.c.source, events_table.c.event_id, keys)
 
     def locate(self, source: str, event_id: str) -> EventLocation | None:
-        query = select(events_table.c.leaf_index, events_table.c.height).where(
+        leaf = select(events_table.c.leaf_index).where(
             events_table.c.source == source, events_table.c.event_id == event_id
         )
         with self._database.read() as tx:
-            row = tx.execute(query).first()
-        return None if row is None else EventLocation(int(row[0]), int(row[1]))
+            leaf_index = tx.execute(leaf).scalar_one_or_none()
+            if leaf_index is None:
+                return None
+            # The block whose leaves start at or before this one, nearest first.
+            height = tx.execute(
+                select(leaves_table.c.height)
+                .where(leaves_table.c.first_leaf <= leaf_index)
+                .order_by(leaves_table.c.first_leaf.desc())
+                .limit(1)
+            ).scalar_one()
+        return EventLocation(int(leaf_index), int(height))
 
     def subtree_hashes(self, addresses: Sequence[Address]) -> Sequence[bytes]:
-        wanted = list(addresses)
-        if not wanted:
-            return []
+        return read_subtrees(self, addresses, stored_level=STORED_LEVEL)
+
+    def upper_subtrees(self, addresses: Sequence[Address]) -> Mapping[Address, bytes]:
+        """`shared.merkle.LeafBackedStore`: the stored nodes among `addresses`, one query."""
         # OR of primary-key lookups: both SQLite and PostgreSQL answer it with one index
         # probe per address (a row-value IN list made SQLite scan).
         level, idx = nodes_table.c.level, nodes_table.c.idx
         query = select(level, idx, nodes_table.c.hash).where(
-            or_(*(and_(level == lv, idx == ix) for lv, ix in sorted(set(wanted))))
+            or_(*(and_(level == lv, idx == ix) for lv, ix in addresses))
         )
         with self._database.read() as tx:
-            found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in tx.execute(query)}
-        return [found[address] for address in wanted]  # KeyError when one is missing
+            return {(int(lv), int(ix)): bytes(h) for lv, ix, h in tx.execute(query)}
+
+    def packed_leaves(self, runs: Sequence[LeafRun]) -> Iterable[PackedLeaves]:
+        """`shared.merkle.LeafBackedStore`: the rows of leaves overlapping `runs`, one query."""
+        first = leaves_table.c.first_leaf
+        conditions = []
+        for begin, end in runs:
+            # From the row holding leaf `begin` (the last to start at or before it) up to `end`:
+            # both bounds are index range limits, whatever the size of the log.
+            start = select(func.max(first)).where(first <= begin).scalar_subquery()
+            conditions.append(and_(first >= func.coalesce(start, 0), first < end))
+        query = select(first, leaves_table.c.hashes).where(or_(*conditions))
+        with self._database.read() as tx:
+            return [(int(row_first), bytes(hashes)) for row_first, hashes in tx.execute(query)]
 
     # --- attestations ----------------------------------------------------------------
 
@@ -252,14 +330,7 @@ class SqlChainStore:
                 _set_cursor(tx, ATTESTATIONS_CURSOR, offset)
             if tx.execute(select(attestations_table.c.height).where(key)).first() is not None:
                 return False
-            tx.execute(
-                insert(attestations_table).values(
-                    height=attestation.height,
-                    validator=attestation.validator,
-                    block_hash=attestation.block_hash,
-                    raw=attestation.model_dump_json(),
-                )
-            )
+            _insert_attestation(tx, attestation)
         return True
 
     def attestations_at(self, height: int) -> list[Attestation]:
@@ -299,6 +370,17 @@ class SqlChainStore:
         return None if value is None else int(value)
 
 
+def _insert_attestation(tx: Connection, attestation: Attestation) -> None:
+    tx.execute(
+        insert(attestations_table).values(
+            height=attestation.height,
+            validator=attestation.validator,
+            block_hash=attestation.block_hash,
+            raw=attestation.model_dump_json(),
+        )
+    )
+
+
 def _save_state(tx: Connection, state: ChainState) -> None:
     values = {"height": state.head.height, "state": state.to_json()}
     changed = tx.execute(
@@ -319,6 +401,29 @@ def _set_cursor(tx: Connection, topic: str, offset: int) -> None:
         tx.execute(
             update(cursors_table).where(cursors_table.c.topic == topic).values(last_offset=offset)
         )
+
+
+_HEADER_COLUMNS = tuple(column for column in blocks_table.c if column.name != "raw")
+
+
+def _with_final(*columns: Any) -> Select[Any]:
+    """SELECT `columns` of blocks, with `final` from `validator_finals`."""
+    final = finals_table.c.height.is_not(None).label("final")
+    joined = blocks_table.outerjoin(finals_table, finals_table.c.height == blocks_table.c.height)
+    return select(*columns, final).select_from(joined)
+
+
+def _stored_header(row: Row[Any]) -> StoredHeader:
+    values = row._mapping
+    return StoredHeader(
+        height=int(values["height"]),
+        block_hash=str(values["block_hash"]),
+        tree_size=int(values["tree_size"]),
+        log_root=str(values["log_root"]),
+        event_count=int(values["event_count"]),
+        sealed_at=str(values["sealed_at"]),
+        final=bool(values["final"]),
+    )
 
 
 def _stored_block(row: Row[Any]) -> StoredBlock:

@@ -11,15 +11,18 @@ from sqlalchemy import inspect
 
 from services.sealer.adapters.memory import MemoryChainStore
 from services.sealer.adapters.sql import (
+    SEALER_MIGRATIONS,
     SEALER_VERSION_TABLE,
     SqlChainStore,
     metadata,
     migrate_sealer,
+    seen_table,
 )
 from services.sealer.errors import ChainConflictError
 from shared.block import block_from_json, block_to_json
 from shared.chain import ChainState, ChainVerifier
-from shared.store import Database, current_revision
+from shared.store import Database, current_revision, downgrade, migrate
+from shared.store.bulk import insert_rows
 from tests.integration.store.backends import BACKENDS, reopen, sql_database
 from tests.unit.core.chainfactory import ChainFactory
 
@@ -135,10 +138,31 @@ def test_a_key_sealed_twice_rolls_the_whole_block_back(backend: Backend) -> None
 def test_migrations_match_the_tables_and_are_idempotent(kind: str, tmp_path: Path) -> None:
     with sql_database(kind, tmp_path) as (database, _):
         first = migrate_sealer(database)
-        assert migrate_sealer(database) == first == "sealer_0002"
+        assert migrate_sealer(database) == first == "sealer_0003"
         assert current_revision(database, version_table=SEALER_VERSION_TABLE) == first
         tables = set(inspect(database.engine).get_table_names())
         assert set(metadata.tables) <= tables
         for table in metadata.tables.values():
             columns = {c["name"] for c in inspect(database.engine).get_columns(table.name)}
             assert columns == {c.name for c in table.columns}
+
+
+@pytest.mark.parametrize("kind", [p for p in PARAMS if p.values[0] != "memory"])
+def test_sealer_0003_keeps_every_sealed_key_and_goes_back(kind: str, tmp_path: Path) -> None:
+    keys = [(f"urn:source:{n % 3}", f"id-{n}") for n in range(40)]
+    with sql_database(kind, tmp_path) as (database, _):
+        location, table = SEALER_MIGRATIONS, SEALER_VERSION_TABLE
+        migrate(database, location, version_table=table, revision="sealer_0002")
+        with database.transaction() as tx:
+            insert_rows(tx, seen_table, ("source", "event_id", "height"), [(*k, 1) for k in keys])
+        assert migrate_sealer(database) == "sealer_0003"
+        store = SqlChainStore(database=database)
+        assert store.sealed_among([*keys, ("urn:source:0", "id-1")]) == set(keys)
+        if kind == "sqlite":
+            with database.read() as tx:
+                ddl = tx.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'sealer_seen'"
+                ).scalar_one()
+            assert "WITHOUT ROWID" in ddl
+        assert downgrade(database, location, version_table=table, revision="sealer_0002")
+        assert store.sealed_among(keys) == set(keys)

@@ -6,18 +6,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from services.validator.adapters.memory import DuplicateBlockError, MemoryChainStore
-from services.validator.adapters.sql import SqlChainStore, metadata, migrate_chain_store
+from services.validator.adapters.sql import (
+    SqlChainStore,
+    events_table,
+    leaves_table,
+    metadata,
+    migrate_chain_store,
+    nodes_table,
+)
 from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, Refusal
 from shared.attestation import sign_attestation
 from shared.block import block_to_json
 from shared.chain import ChainVerifier, VerifiedBlock
 from shared.merkle import (
+    consistency_proof,
     consistency_proof_at,
+    inclusion_proof,
     inclusion_proof_at,
+    root,
     root_at,
     verify_consistency,
     verify_inclusion,
@@ -86,7 +96,10 @@ def test_appended_blocks_are_read_back_with_state_locations_and_cursor(
     assert head.height == 4
     assert head.block_hash == factory.blocks[-1].block_hash
     assert head.tree_size == 29
-    assert head.raw == block_to_json(factory.blocks[-1])
+    assert head.sealed_at == factory.blocks[-1].header.sealed_at
+    stored = store.block_at(4)
+    assert stored is not None
+    assert stored.raw == block_to_json(factory.blocks[-1])
     state = store.state()
     assert state is not None
     assert state.head_hash == factory.state.head_hash
@@ -122,6 +135,33 @@ def test_proofs_from_stored_subtrees_verify(
         store.subtree_hashes([(0, size + 5)])
 
 
+def test_proofs_over_stored_levels_equal_the_proofs_from_every_leaf(
+    backend: tuple[Store, dict[str, object]],
+) -> None:
+    """Enough leaves (601) for nodes at and above the stored level, and sizes that cut the
+    right edge inside a run of recomputed leaves, on a block boundary, and on a power of 2."""
+    store, _ = backend
+    factory = ChainFactory()
+    factory.seal_many(5, 120)
+    verified = _fill(store, factory)
+    leaves = [leaf for item in verified for leaf in item.leaf_hashes]
+    for size in (1, 2, 121, 255, 256, 257, 361, 511, 512, 513, 600, 601):
+        assert root_at(store, size) == root(leaves[:size])
+        for index in {0, size // 3, size // 2, size - 1}:
+            assert inclusion_proof_at(store, index, size) == inclusion_proof(leaves[:size], index)
+        for first in {1, size // 2 or 1, 241, 256}:
+            if first <= size:
+                expected = consistency_proof(leaves[:size], first)
+                assert consistency_proof_at(store, first, size) == expected
+    assert store.subtree_hashes([(0, 600), (9, 0), (3, 70)]) == [
+        leaves[600],
+        root(leaves[:512]),
+        root(leaves[560:568]),
+    ]
+    with pytest.raises(KeyError):
+        store.subtree_hashes([(8, 2)])  # leaves 512..767: not all sealed yet
+
+
 def test_a_block_already_stored_cannot_be_appended_twice(
     backend: tuple[Store, dict[str, object]],
 ) -> None:
@@ -132,6 +172,26 @@ def test_a_block_already_stored_cannot_be_appended_twice(
     with pytest.raises((IntegrityError, DuplicateBlockError)):
         store.append(verified[1], raw=block_to_json(verified[1].block), offset=9)
     assert store.cursor(BLOCKS_CURSOR) == 1  # the failed append left nothing behind
+
+
+def test_our_attestation_is_stored_with_its_block(
+    backend: tuple[Store, dict[str, object]],
+) -> None:
+    store, _ = backend
+    factory = ChainFactory()
+    factory.seal_many(1, 3)
+    verified = _verified_chain(factory)
+    ours = [sign_attestation(item.block.header, factory.keys["validator-1"]) for item in verified]
+    store.append(verified[0], raw=block_to_json(verified[0].block), offset=0)
+    store.append(verified[1], raw=block_to_json(verified[1].block), offset=1, attestation=ours[1])
+    assert store.attestations_at(1) == [ours[1]]
+    assert store.attestations_at(0) == []
+    assert not store.add_attestation(ours[1], offset=None)
+    with pytest.raises((IntegrityError, DuplicateBlockError)):
+        store.append(
+            verified[0], raw=block_to_json(verified[0].block), offset=2, attestation=ours[0]
+        )
+    assert store.attestations_at(0) == []  # the failed append stored nothing
 
 
 def test_attestations_finality_and_refusals(
@@ -183,10 +243,27 @@ def test_everything_survives_a_reopen(kind: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", DURABLE_PARAMS)
 def test_the_migrations_create_the_tables_the_queries_use(kind: str, tmp_path: Path) -> None:
     with sql_database(kind, tmp_path) as (database, _):
-        assert migrate_chain_store(database) == "validator_0002"
+        assert migrate_chain_store(database) == "validator_0003"
         inspector = inspect(database.engine)
         for table in metadata.sorted_tables:
             columns = {column["name"] for column in inspector.get_columns(table.name)}
             assert columns == {column.name for column in table.columns}, table.name
             indexes = {index["name"] for index in inspector.get_indexes(table.name)}
             assert indexes == {index.name for index in table.indexes}, table.name
+
+
+@pytest.mark.parametrize("kind", DURABLE_PARAMS)
+def test_a_block_adds_one_leaf_row_and_only_its_upper_nodes(kind: str, tmp_path: Path) -> None:
+    factory = ChainFactory()
+    factory.seal_many(2, 300)  # 601 leaves
+    with sql_database(kind, tmp_path) as (database, _):
+        migrate_chain_store(database)
+        _fill(SqlChainStore(database=database), factory)
+        with database.read() as tx:
+            counts = {
+                table.name: tx.execute(select(func.count()).select_from(table)).scalar_one()
+                for table in (leaves_table, nodes_table, events_table)
+            }
+            levels = sorted(tx.execute(select(nodes_table.c.level, nodes_table.c.idx)).all())
+    assert counts == {"validator_leaves": 3, "validator_nodes": 3, "validator_events": 601}
+    assert [tuple(row) for row in levels] == [(8, 0), (8, 1), (9, 0)]
