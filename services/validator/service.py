@@ -425,7 +425,9 @@ class Validator:
                 extra={"height": attestation.height, "validator": attestation.validator},
             )
         if added:
-            self._update_finality(attestation.height)
+            # Read before the attestation was stored: nothing else marks blocks final (one
+            # thread drives this loop), so its `final` flag is still current.
+            self._update_finality(attestation.height, known=stored)
         return added
 
     def _update_finality(self, height: int, *, known: StoredHeader | None = None) -> None:
