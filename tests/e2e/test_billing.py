@@ -130,8 +130,9 @@ class Practice:
         sealed: dict[str, Any] = answer.json()["event"]
         return sealed
 
-    def consultation(self, encounter: str) -> dict[str, str]:
-        """`publisher-demo` publishes a completed 98005 video visit; returns its (source, id)."""
+    def consultation(self, encounter: str, service_code: str = "98005") -> dict[str, str]:
+        """`publisher-demo` publishes a completed video visit (98005 unless said otherwise);
+        returns its (source, id)."""
         event = complete_event(
             {
                 "type": CONSULTATION_COMPLETED,
@@ -141,7 +142,7 @@ class Practice:
                     "practitioner": self.practitioner.did,
                     "patient": self.pseudonym,
                     "plan_id": "coinsurance",
-                    "service_code": "98005",
+                    "service_code": service_code,
                     "modifiers": ["95"],
                     "place_of_service": "10",
                     "start": format_timestamp(datetime.now(UTC) - timedelta(minutes=25)),

@@ -140,7 +140,9 @@ def drive_traffic(system: RunningSystem, practice: Practice, keys: Path) -> None
     refused = call(system, key(system, "admin"), "/v1/practitioners", {"credential": tampered})
     assert refused.status_code == 422, refused.text
 
-    # billing: a consultation invoiced by the tariff, the patient pays their share
+    # billing: a consultation the tariff does not price (rejected: not invoiced), and one
+    # invoiced by the tariff whose patient pays their share
+    practice.consultation(f"enc-{uuid.uuid4().hex[:12]}", service_code="98001")
     encounter = f"enc-{uuid.uuid4().hex[:12]}"
     practice.consultation(encounter)
     invoice = practice.invoice_of(encounter)
