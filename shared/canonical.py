@@ -34,6 +34,7 @@ safe to share between calls and threads.
 from __future__ import annotations
 
 import json
+import re
 from _json import encode_basestring, make_encoder
 from collections.abc import Iterable
 from typing import Final, cast
@@ -55,6 +56,7 @@ __all__ = [
 #: (a larger magnitude has no canonical form, so nothing holding one can be hashed or signed).
 MAX_SAFE_INTEGER: Final = 2**53 - 1
 _LAST_BMP_CHARACTER: Final = "\uffff"
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _SCALARS: Final = frozenset({str, bool, type(None)})
 # json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once; see above.
 _ENCODE: Final = make_encoder(
@@ -203,8 +205,10 @@ def read_canonical(text: str, start: int = 0) -> tuple[object, int] | None:
     except (ValueError, _NotExact, RecursionError):
         return None
     span = text[start:end]
-    if encoded != span or (not span.isascii() and max(span) > _LAST_BMP_CHARACTER):
+    if encoded != span:
         return None
+    if not span.isascii() and (max(span) > _LAST_BMP_CHARACTER or _SURROGATE.search(span)):
+        return None  # an astral character, or a lone surrogate (a `str` given, not UTF-8)
     return value, end
 
 

@@ -251,6 +251,8 @@ def test_reading_canonical_text_in_a_larger_text() -> None:
     assert read_canonical(text, 1) == ({"a": 1}, 8)
     assert read_canonical(text, 9) == ({"b": 2}, 16)
     assert read_canonical(" 1") is None
+    assert read_canonical('{"a":"\ud800"}') is None  # a lone surrogate in a str, not an escape
+    assert read_canonical('{"a":"é"}') == ({"a": "é"}, 9)
 
 
 # --- nesting depth ----------------------------------------------------------------------------
