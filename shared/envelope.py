@@ -88,7 +88,7 @@ _ALLOWED: Final = _SIGNED_REQUIRED | {"subject", "dataschema"}
 _STRING_MEMBERS: Final = tuple(sorted(_ALLOWED - {"data"}))
 # The signature member as JCS writes it; see `_without_signature` for why this is safe.
 _SIGNATURE_MEMBER: Final = b',"signature":"'
-# A string token (escapes included) or one bracket: what `_depth_of` scans. Brackets inside
+# A string token (escapes included) or one bracket: what `_check_text_depth` scans. Brackets in
 # strings are inside the string tokens, so only structural ones are seen on their own.
 _OPENING: Final = (b"{", b"[")
 _CLOSING: Final = (b"}", b"]")
