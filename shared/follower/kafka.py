@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from shared.block import ChainError, read_block
 from shared.follower.core import (
@@ -28,7 +28,7 @@ from shared.follower.core import (
 from shared.kafka import KafkaSettings
 from shared.kafka.consume import consume_available, store_position
 from shared.runtime.component import NotReadyError
-from shared.runtime.metrics import ConsumerLagMetrics
+from shared.runtime.metrics import ConsumerLagMetrics, FollowerMetrics
 from shared.topics import LEDGER_BLOCKS, TopicNames
 
 __all__ = ["ChainFollower"]
@@ -72,17 +72,7 @@ class ChainFollower:
         self._trouble: str | None = None
         self._failed: str | None = None
         self._rewound_at: int | None = None
-        self._height = Gauge(
-            "careledger_follower_height",
-            "Height of the last chain block the service applied (-1 before genesis)",
-            registry=registry,
-        )
-        self._faults = Counter(
-            "careledger_follower_faults",
-            "Blocks that failed the follower's checks (the follower stops at the first)",
-            registry=registry,
-        )
-        self._height.set(-1)
+        self._metrics = FollowerMetrics(registry)
         self._lag = ConsumerLagMetrics.of(registry)
 
     def start(self) -> None:
@@ -143,7 +133,7 @@ class ChainFollower:
         follower = BlockFollower(genesis_event=self._genesis_event, state=state)
         if state is None:
             return follower, OFFSET_BEGINNING
-        self._height.set(state.height)
+        self._metrics.height(state.height)
         return follower, OFFSET_BEGINNING if state.offset is None else state.offset + 1
 
     def _run(self, consumer: Any, follower: BlockFollower) -> None:
@@ -215,13 +205,13 @@ class ChainFollower:
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             else:
                 self._trouble = None
-                self._height.set(block.height)
+                self._metrics.height(block.height)
                 return
 
     def _fault(self, exc: ChainError, offset: int | None) -> None:
         # The evidence is heights, hashes, field names and ids: never an event's contents.
         evidence = {"offset": offset, **exc.evidence()}
-        self._faults.inc()
+        self._metrics.fault()
         where = "the stored position" if offset is None else f"offset {offset} of {self._topic}"
         self._failed = f"following stopped: {where} fails verification: {exc}"
         log.error("block refused; the chain follower stops here", extra={"evidence": evidence})

@@ -115,6 +115,31 @@ class StoreErrorMetrics:
         self._errors.labels(operation).inc()
 
 
+class FollowerMetrics:
+    """careledger_follower_height and careledger_follower_faults_total: how far a service
+    following `ledger.blocks` got, and the blocks that failed its checks (the chain follower
+    of identity and records, and billing's block stream)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._height = Gauge(
+            "careledger_follower_height",
+            "Height of the last chain block the service applied (-1 before genesis)",
+            registry=registry,
+        )
+        self._faults = Counter(
+            "careledger_follower_faults",
+            "Blocks that failed the follower's checks (the follower stops at the first)",
+            registry=registry,
+        )
+        self._height.set(-1)
+
+    def height(self, height: int) -> None:
+        self._height.set(height)
+
+    def fault(self) -> None:
+        self._faults.inc()
+
+
 #: The `consumer` label of careledger_kafka_consumer_lag_messages: one per kind of consumer.
 LAG_CONSUMERS: Final = frozenset({"sealer", "validator", "follower", "billing_engine"})
 

@@ -3,7 +3,9 @@ far it followed the chain (the same families as every service's chain follower).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
+
+from shared.runtime.metrics import FollowerMetrics
 
 
 class PrometheusBillingMetrics:
@@ -24,17 +26,7 @@ class PrometheusBillingMetrics:
             ["party", "outcome"],
             registry=registry,
         )
-        self._height = Gauge(
-            "careledger_follower_height",
-            "Height of the last chain block the service applied (-1 before genesis)",
-            registry=registry,
-        )
-        self._faults = Counter(
-            "careledger_follower_faults",
-            "Blocks that failed the follower's checks (the follower stops at the first)",
-            registry=registry,
-        )
-        self._height.set(-1)
+        self._follower = FollowerMetrics(registry)
         self._consultations.labels("invoiced", "")  # shown from the start, at 0
 
     def consultation(self, outcome: str, reason: str) -> None:
@@ -44,7 +36,7 @@ class PrometheusBillingMetrics:
         self._payments.labels(party, outcome).inc()
 
     def follower_height(self, height: int) -> None:
-        self._height.set(height)
+        self._follower.height(height)
 
     def follower_fault(self) -> None:
-        self._faults.inc()
+        self._follower.fault()
