@@ -6,6 +6,13 @@ dedicated worker thread, so handling is sequential and the chain's order is kept
 says what to do next (`following.Verdict`): ack the block; read the topic again from its start
 (blocks are missing before it); or stop following (a block that fails verification: nothing
 after it is handled, and the component stays not ready with the reason until a restart).
+
+A rewind does not seek faust's consumer. faust drops every fetched message whose offset is
+below the last one it read, and its fetch loop can still be handing over messages fetched
+before a seek after the seek reset that mark: the re-read messages then never arrive. The
+partition is instead read again, from its earliest offset up to the message that asked for
+it, by a short-lived assigned confluent-kafka consumer on the handler's thread; the stream
+then carries on with the messages after it, which faust has in order anyway.
 Delivery is at least once: the agent iterates a `noack()` stream and acks an event only after
 the handler returned for it, and faust commits only acked offsets (a contiguous run from the
 last commit, every `commit_interval` and at stop). faust's default auto-ack would not do: it
@@ -33,6 +40,7 @@ import logging
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +48,7 @@ from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -61,6 +70,14 @@ _PASSWORD_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
 
 class StreamSettingsError(CareLedgerError):
     """The Kafka settings cannot be expressed with faust's aiokafka transport."""
+
+
+class RereadError(CareLedgerError):
+    """The partition could not be read again for a rewind (the read is retried)."""
+
+
+#: Readings after which the stream goes on with the next message.
+_ACKS = frozenset({Verdict.APPLIED, Verdict.IGNORED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +130,21 @@ def faust_broker(kafka: KafkaSettings) -> tuple[str, faust.types.auth.Credential
     return url, None
 
 
+def _reread_message(upto: StreamMessage, record: Any) -> StreamMessage:
+    """A confluent-kafka record of `upto`'s partition as the handler sees a faust one."""
+    offset = record.offset()
+    if offset is None:  # only produced (never fetched) messages lack an offset
+        raise RereadError(f"a record of {upto.topic} was read without an offset")
+    return StreamMessage(
+        topic=upto.topic,
+        partition=upto.partition,
+        offset=offset,
+        key=record.key(),
+        value=record.value(),
+        headers=tuple((str(name), bytes(value or b"")) for name, value in record.headers() or ()),
+    )
+
+
 class BlockStream:
     """Consumes `ledger.blocks` with faust and hands every message to `handler`, in order.
 
@@ -135,8 +167,10 @@ class BlockStream:
         commit_interval: float = 1.0,
         session_timeout: float = 6.0,
         stop_timeout: float = 10.0,
+        reread_timeout: float = 30.0,
     ) -> None:
         self._broker, self._credentials = faust_broker(kafka)
+        self._kafka = kafka
         self._client_id = kafka.client_id
         self._topic = topics.physical(LEDGER_BLOCKS)
         self._handler = handler
@@ -146,14 +180,15 @@ class BlockStream:
         self._commit_interval = commit_interval
         self._session_timeout = session_timeout
         self._stop_timeout = stop_timeout
+        self._reread_timeout = reread_timeout
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         self._state = "not started"
+        #: Set by stop(): a re-read on the handler's thread gives up (redone after restart).
+        self._stopping = threading.Event()
         #: The next offset to handle per partition: the lag counts from it.
         self._next: dict[int, int] = {}
-        #: After a rewind at this offset: messages past it were fetched before the seek.
-        self._rewound_from: int | None = None
         self._lag_interval = kafka.statistics_interval_ms / 1000
         self._show_lag = (
             None if registry is None else ConsumerLagMetrics.of(registry).setter("billing_engine")
@@ -192,6 +227,7 @@ class BlockStream:
         thread, loop, requested = self._thread, self._loop, self._stop_requested
         if thread is None:
             return
+        self._stopping.set()
         if loop is not None and requested is not None and not loop.is_closed():
             # RuntimeError: the loop closed in between; the thread is ending anyway.
             with contextlib.suppress(RuntimeError):
@@ -260,15 +296,16 @@ class BlockStream:
                 async for event in stream.noack().events():
                     if requested_stop.is_set():
                         await asyncio.Future()  # parked until app.stop() cancels the agent
-                    if self._stale(event.message):
-                        continue
+                    self._next.setdefault(event.message.partition, event.message.offset)
                     idle.clear()
                     try:
-                        reading = await self._handle(event.message, executor)
+                        reading = await self._handle(event.message, executor, self._handler)
+                        while reading is not None and reading.verdict is Verdict.REWIND:
+                            reading = await self._handle(event.message, executor, self._reread)
                     finally:
                         idle.set()
                     if reading is not None:  # None: stopping, read again after a restart
-                        await self._follow_up(app, stream, event, reading)
+                        await self._follow_up(stream, event, reading)
 
             app.agent(topic, name=f"{self._app_id}.blocks", concurrency=1)(consume)
             lag: asyncio.Future[None] | None = None
@@ -341,9 +378,13 @@ class BlockStream:
         return app
 
     async def _handle(
-        self, message: Any, executor: concurrent.futures.ThreadPoolExecutor
+        self,
+        message: Any,
+        executor: concurrent.futures.ThreadPoolExecutor,
+        call: Handler,
     ) -> Reading | None:
-        """Call the handler until it returns (its reading) or the component stops (None)."""
+        """Run `call` (the handler, or a re-read ending with this message) until it returns
+        (its reading) or the component stops (None)."""
         requested_stop = self._requested()
         loop = asyncio.get_running_loop()
         item = StreamMessage(
@@ -359,7 +400,7 @@ class BlockStream:
         backoff = self._initial_backoff
         while True:
             try:
-                reading = await loop.run_in_executor(executor, self._handler, item)
+                reading = await loop.run_in_executor(executor, call, item)
             except Exception as exc:
                 self._failures.labels(partition).inc()
                 log.error(
@@ -380,22 +421,43 @@ class BlockStream:
                 return None
             return reading
 
-    def _stale(self, message: Any) -> bool:
-        """Whether the message was fetched before a rewind's seek (it comes again after it)."""
-        if self._rewound_from is not None:
-            if message.offset > self._rewound_from:
-                return True
-            self._rewound_from = None
-        self._next.setdefault(message.partition, message.offset)
-        return False
+    def _reread(self, upto: StreamMessage) -> Reading:
+        """Hand the handler every message of `upto`'s partition again, from the earliest one
+        the broker keeps up to `upto` itself, and answer with the reading of the last one
+        handled: `upto`'s, or an earlier one's that was not an ack (a fault, another rewind).
+        Runs on the handler's thread; raises if the partition cannot be read (retried)."""
+        log.info(
+            "billing stream reading its partition again",
+            extra={"topic": upto.topic, "partition": upto.partition, "offset": upto.offset},
+        )
+        consumer = Consumer(self._kafka.consumer_config(f"{self._app_id}.reread"))
+        try:
+            consumer.assign([TopicPartition(upto.topic, upto.partition, OFFSET_BEGINNING)])
+            waited_since = time.monotonic()
+            while True:
+                if self._stopping.is_set():
+                    raise RereadError("stopping: the re-read is redone after a restart")
+                record = consumer.poll(0.5)
+                if record is None:
+                    if time.monotonic() - waited_since > self._reread_timeout:
+                        raise RereadError(
+                            f"no message of {upto.topic}[{upto.partition}] in "
+                            f"{self._reread_timeout:g} s while reading it again"
+                        )
+                    continue
+                if record.error() is not None:
+                    raise RereadError(f"reading {upto.topic} again: {record.error()}")
+                waited_since = time.monotonic()
+                item = _reread_message(upto, record)
+                reading = self._handler(item)
+                if item.offset >= upto.offset or reading.verdict not in _ACKS:
+                    return reading
+        finally:
+            consumer.close()
 
-    async def _follow_up(self, app: faust.App, stream: Any, event: Any, reading: Reading) -> None:
-        """Do what the handler's reading of the message asks."""
+    async def _follow_up(self, stream: Any, event: Any, reading: Reading) -> None:
+        """Do what the handler's reading of the message asks (a rewind is done by then)."""
         message = event.message
-        if reading.verdict is Verdict.REWIND:
-            self._rewound_from = message.offset
-            await app.consumer.seek(message.tp, 0)
-            return
         if reading.verdict is Verdict.FAULT:
             self._state = f"failed: {reading.reason}"
             await asyncio.Future()  # parked until app.stop(): nothing after a fault is handled

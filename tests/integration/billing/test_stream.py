@@ -377,10 +377,74 @@ def test_a_rewind_reads_the_topic_again_from_its_start(
     started.append(stream(kafka, topics, handler, app_id))
     started[0].start()
     wait_for(lambda: handler.count() >= 26 + 40, timeout=30)
+    # Messages produced after the rewind come next, once each.
+    produce(kafka, topics, 5, start=40)
+    wait_for(lambda: handler.count() >= 26 + 45, timeout=30)
     time.sleep(0.3)
-    # Up to the rewind, then everything again from offset 0; what faust had fetched past the
-    # rewind before the seek is never handed over out of order.
-    assert handler.offsets() == [*range(26), *range(40)]
+    # Up to the rewind, then everything again from offset 0, then on: what faust had
+    # fetched past the rewind is handed over once, after the re-read, in order.
+    assert handler.offsets() == [*range(26), *range(45)]
+    with handler._lock:
+        reread = handler.seen[26:52]
+    # The re-read hands over the same records: key, value and headers.
+    assert [(m.key, m.value, m.headers) for m in reread] == [
+        (f"k{i % 7}".encode(), f"{i}".encode(), (("ce_type", b"test"),)) for i in range(26)
+    ]
+    assert {m.topic for m in reread} == {topics.physical(LEDGER_BLOCKS)}
+
+
+def test_a_fault_met_while_reading_again_stops_the_stream(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[BlockStream],
+) -> None:
+    produce(kafka, topics, 20)
+    handler = Verdicts(
+        {(12, 1): Reading(Verdict.REWIND), (4, 2): Reading(Verdict.FAULT, "forged at 4")}
+    )
+    engine = stream(kafka, topics, handler, app_id)
+    started.append(engine)
+    engine.start()
+    wait_for(lambda: handler.count() >= 13 + 5)
+    time.sleep(0.5)
+    # The re-read stops at the fault: nothing after it is handed over.
+    assert handler.offsets() == [*range(13), *range(5)]
+    with pytest.raises(NotReadyError, match="forged at 4"):
+        engine.check()
+
+
+def test_a_handler_failing_while_reading_again_is_retried(
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    app_id: str,
+    started: list[BlockStream],
+) -> None:
+    produce(kafka, topics, 10)
+    failed = threading.Event()
+
+    class FailsOnceInReread(Verdicts):
+        def __call__(self, message: StreamMessage) -> Reading:
+            if message.offset == 3 and self._times.get(3) == 1 and not failed.is_set():
+                failed.set()
+                raise RuntimeError("database down")
+            return super().__call__(message)
+
+    handler = FailsOnceInReread({(6, 1): Reading(Verdict.REWIND)})
+    registry = CollectorRegistry()
+    started.append(stream(kafka, topics, handler, app_id, registry))
+    started[0].start()
+    wait_for(lambda: handler.count() >= 7 + 3 + 10)
+    time.sleep(0.3)
+    # First pass 0..6, a re-read that failed at 3 (0..2 handled), retried from the start.
+    assert handler.offsets() == [*range(7), *range(3), *range(10)]
+    assert failed.is_set()
+    assert (
+        registry.get_sample_value(
+            "careledger_billing_stream_handler_failures_total", {"partition": "0"}
+        )
+        == 1.0
+    )
 
 
 def test_a_fault_stops_the_stream_for_good_with_the_reason(
