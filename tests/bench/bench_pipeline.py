@@ -41,7 +41,9 @@ Method (2-core machine, embedded broker, everything on this host):
    `CARELEDGER_PORT=<port>` in their environment) after the throughput phase and after the
    offered-load sweep.
 4. CPU: user + system seconds of the sealer, each validator and the broker over the
-   throughput phase, divided by its events: µs of CPU per event per process. On 2 cores the
+   throughput phase, each with its live child processes (the sealer's verify workers and
+   their forkserver, also shown apart as `cpu_us_per_event_sealer_children`), divided by its
+   events: µs of CPU per event per process. On 2 cores the
    sum bounds the throughput (2 s of CPU per second): `pipeline_cpu_bound_events_per_s` is
    that bound, and `pipeline_share_of_cores` the share of the cores these processes used
    during the phase (the rest went to other work on the machine, or to waiting).
@@ -225,6 +227,38 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (fields 14 and 15 of /proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children of each of its threads, recursively): the
+    sealer's verify pool is a forkserver and its workers (ADR 0010)."""
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            stack.extend(children)
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds of `pid` itself and of its live descendants (0 for one that ended)."""
+    below = 0.0
+    for child in descendants(pid):
+        try:
+            below += cpu_seconds(child)
+        except OSError:
+            continue
+    return cpu_seconds(pid), below
 
 
 def rss_mib(pid: int) -> float:
@@ -412,7 +446,7 @@ def pipeline(
         broker = broker_pid(system.process.pid)
         if broker is not None:
             pids["broker"] = broker
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        cpu_before = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
         producer = Producer(kafka.producer_config())
         started = time.perf_counter()
         produce_all(producer, throughput_events)
@@ -420,10 +454,18 @@ def pipeline(
         produced = time.perf_counter() - started
         finished = validators.wait_all_final(base + events, timeout=300)
         elapsed = finished - started
-        # CPU per event of each process: where the cores go (signature checks dominate).
-        used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        # CPU per event of each process with its children (the sealer's verify workers):
+        # where the cores go (signature checks dominate).
+        after = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+        below = {name: after[name][1] - cpu_before[name][1] for name in pids}
+        used = {name: sum(after[name]) - sum(cpu_before[name]) for name in pids}
         results |= {
             f"cpu_us_per_event_{name}": round(used[name] / events * 1e6) for name in sorted(used)
+        }
+        results |= {
+            f"cpu_us_per_event_{name}_children": round(below[name] / events * 1e6)
+            for name in sorted(below)
+            if below[name] > 0
         }
         pids.pop("broker", None)
         cores = len(os.sched_getaffinity(0))

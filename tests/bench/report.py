@@ -144,7 +144,7 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric(
         "cpu_us_per_event_sealer",
-        "sealer CPU per event in the pipeline",
+        "sealer CPU per event in the pipeline (with its verify workers)",
         "µs",
         "pipeline",
         VERIFY,
@@ -190,6 +190,15 @@ METRICS: tuple[Metric, ...] = (
             sizes=" ({events_total:,} events; a tenth: {events_first_mark:,})",
         )
         for name in ("sealer", "validator-1", "validator-2", "validator-3")
+    ),
+    Metric(
+        "rss_mib_at_total_sealer_children",
+        "sealer's verify workers, RSS summed, at the end of the memory run",
+        "MiB",
+        "memory",
+        "rss_growth_sealer_children",
+        "x RSS at a tenth",
+        _MEMORY,
     ),
 )
 
