@@ -98,7 +98,7 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric(
         "pipeline_final_events_per_s",
-        "one-box pipeline, final at quorum (sustainable rate)",
+        "one-box pipeline, final at quorum (a burst drained)",
         "events/s",
         "pipeline",
         "pipeline_over_ceiling",
@@ -127,6 +127,14 @@ METRICS: tuple[Metric, ...] = (
         "pipeline",
         "pipeline_over_raw",
         "pipeline ÷ raw",
+    ),
+    Metric(
+        "pipeline_sustainable_events_per_s",
+        "sustainable rate: the highest steady offered load kept up with",
+        "events/s",
+        "pipeline",
+        "pipeline_sustainable_over_burst",
+        "of the burst rate",
     ),
     Metric(
         "latency_offered_events_per_s",
