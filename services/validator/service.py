@@ -121,6 +121,17 @@ class _Conflict:
     evidence: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class HeadView:
+    """What `/v1/head` shows: the verified head, the final height and the head's
+    attestations. The loop replaces it after every change it stores; HTTP threads read it
+    instead of querying the store (monitors poll the head several times a second)."""
+
+    header: StoredHeader
+    final_height: int | None
+    attestations: tuple[Attestation, ...]
+
+
 class Validator:
     """The validation loop's use cases. One thread drives it (the Kafka adapter)."""
 
@@ -149,6 +160,13 @@ class Validator:
         self._rewound_at: int | None = None  # the head at the last MissingBlocksError
         #: The newest heights' stored headers and attestations (`_height`).
         self._recent: OrderedDict[int, _Height] = OrderedDict()
+        self._final_height: int | None = None
+        self._head_view: HeadView | None = None
+
+    @property
+    def head_view(self) -> HeadView | None:
+        """The head as last stored (None before the first block)."""
+        return self._head_view
 
     @property
     def state(self) -> ChainState | None:
@@ -169,11 +187,13 @@ class Validator:
         latest = self._store.refusals(limit=1)
         if latest:
             self._faults.restore(_fault_of(latest[0]), head=head)
+        self._final_height = None
         if self._state is not None:
             self._metrics.block_verified(height=head, events=0, seconds=0.0)
-            final = self._store.final_height()
-            if final is not None:
-                self._metrics.finalized(height=final)
+            self._final_height = self._store.final_height()
+            if self._final_height is not None:
+                self._metrics.finalized(height=self._final_height)
+        self._show_head()
 
     def audit(self) -> None:
         """Re-verify every stored block from genesis, as an offline auditor would, and check
@@ -432,6 +452,7 @@ class Validator:
         if decision is _FINAL:
             self._store.mark_final(height)
         self._settle(known, decision)
+        self._show_head()
         return attestation
 
     # --- attestations ----------------------------------------------------------------
@@ -479,6 +500,10 @@ class Validator:
         if added:
             known.attestations.append(attestation)
             self._settle(known, decision)
+            head = self._head_view
+            at_head = head is not None and head.header.height == attestation.height
+            if decision is _FINAL or at_head:
+                self._show_head()
         return added
 
     def _height(self, height: int, *, header: StoredHeader | None = None) -> _Height:
@@ -536,9 +561,22 @@ class Validator:
             self._alarm(FINALITY_CONFLICT, stored.height, decision.evidence)
             return
         known.header = dataclasses.replace(stored, final=True)
+        self._final_height = max(stored.height, self._final_height or 0)
         self._metrics.finalized(height=stored.height)
         waited = self._wall_clock() - parse_timestamp(stored.sealed_at)
         self._metrics.sealed_to_final(seconds=max(0.0, waited.total_seconds()))
+
+    def _show_head(self) -> None:
+        """Replace `head_view` with the head as stored now."""
+        if self._state is None:
+            self._head_view = None
+            return
+        known = self._height(self._state.head.height)
+        if known.header is None:  # pragma: no cover - the state's head block is stored
+            raise RuntimeError(f"no stored block at the head {self._state.head.height}")
+        # In the store's order (`attestations_at`), so both answers are the same.
+        held = sorted(known.attestations, key=lambda a: (a.validator, a.block_hash))
+        self._head_view = HeadView(known.header, self._final_height, tuple(held))
 
     def _alarm(self, reason: str, height: int, evidence: dict[str, Any]) -> None:
         self._report(Fault(reason, height, evidence), reason)
