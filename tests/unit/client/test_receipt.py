@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from careledger.client import ReceiptError, verify_receipt
+from careledger.client import (
+    GenesisPinError,
+    ReceiptError,
+    genesis_fingerprint,
+    pin_genesis,
+    verify_receipt,
+)
 from shared.attestation import sign_attestation
 from shared.block import Block
 from shared.canonical import canonicalize
@@ -124,3 +130,41 @@ def test_an_event_altered_after_sealing_is_refused() -> None:
     parts["proof"]["event"] = {**events[6], "data": {"n": 999}}
     with pytest.raises(ReceiptError, match="signature"):
         verify_receipt(**parts)
+
+
+def test_a_block_of_another_chain_is_refused() -> None:
+    factory, events = sealed_chain()
+    parts = receipt_parts(factory, events, 5)
+    parts["genesis"] = factory.config.model_copy(update={"chain_id": "careledger-other"})
+    with pytest.raises(ReceiptError, match="another chain"):
+        verify_receipt(**parts)
+
+
+def test_a_genesis_is_pinned_by_its_fingerprint() -> None:
+    factory = ChainFactory()
+    fingerprint = genesis_fingerprint(factory.genesis_event)
+    assert pin_genesis(factory.genesis_event, fingerprint=fingerprint.upper()) == factory.config
+    assert pin_genesis(factory.genesis_event, fingerprint=None) == factory.config
+
+
+@pytest.mark.parametrize(
+    ("genesis", "message"),
+    [
+        (["not", "an", "object"], "not a JSON object"),
+        ({"data": float("nan")}, "not JSON"),
+        ({"specversion": "1.0"}, "does not verify"),
+    ],
+)
+def test_what_is_not_a_genesis_is_refused(genesis: Any, message: str) -> None:
+    fingerprint = "00" * 32 if message == "not JSON" else None
+    with pytest.raises(GenesisPinError, match=message):
+        pin_genesis(genesis, fingerprint=fingerprint)
+
+
+def test_a_forged_genesis_does_not_verify_even_when_pinned() -> None:
+    factory = ChainFactory()
+    forged = {**factory.genesis_event, "time": "2026-01-02T00:00:00Z"}
+    with pytest.raises(GenesisPinError, match="does not verify") as raised:
+        pin_genesis(forged, fingerprint=genesis_fingerprint(forged))
+    assert raised.value.context["check"] == "GenesisError"
+    assert raised.value.reason == "genesis_mismatch"
