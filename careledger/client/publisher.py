@@ -174,6 +174,11 @@ class Publisher:
         )
 
     @property
+    def key(self) -> SigningKey:
+        """The signing key (e.g. for an `IngestClient`'s bearer tokens)."""
+        return self._key
+
+    @property
     def did(self) -> str:
         """The signer: this publisher's did:key."""
         return self._key.did
