@@ -198,3 +198,12 @@ def test_without_chain_state_the_ingest_is_unavailable() -> None:
             encode_event(event), content_type=CONTENT_TYPE, caller=event["signer"]
         )
     assert queue.stored == {}
+
+
+@pytest.mark.parametrize("number", [2**53, -(2**53), 2**63, 2**64, 10**29])
+def test_an_integer_without_an_rfc8785_form_is_malformed(number: int) -> None:
+    factory = ChainFactory()
+    event = factory.event()
+    body = encode_event(event).replace(b'"data":{', b'"data":{"big":%d,' % number)
+    found = refusal(factory, event, body=body)
+    assert (found.reason, found.status) == ("malformed", 400)
