@@ -23,7 +23,7 @@ from careledger.client.errors import (
     ReceiptError,
     ReceiptPendingError,
     ReceiptTimeoutError,
-    ValidatorUnavailableError,
+    ServiceUnavailableError,
 )
 from careledger.client.event import check_signed_event, event_from_partial, signed_event
 from careledger.client.ingest import INGEST_AUDIENCE, IngestAccepted, IngestClient
@@ -56,7 +56,7 @@ __all__ = [
     "ReceiptError",
     "ReceiptPendingError",
     "ReceiptTimeoutError",
-    "ValidatorUnavailableError",
+    "ServiceUnavailableError",
     "check_signed_event",
     "complete_event",
     "event_from_partial",

@@ -22,7 +22,7 @@ __all__ = [
     "ReceiptError",
     "ReceiptPendingError",
     "ReceiptTimeoutError",
-    "ValidatorUnavailableError",
+    "ServiceUnavailableError",
 ]
 
 
@@ -59,10 +59,11 @@ class FetchError(CareLedgerClientError):
     reason = "fetch_failed"
 
 
-class ValidatorUnavailableError(FetchError):
-    """The validator could not be reached or answered 5xx (`wait_for` tries again)."""
+class ServiceUnavailableError(FetchError):
+    """A validator (or the sealer's ingest) could not be reached or answered 5xx; `wait_for`
+    tries again."""
 
-    reason = "validator_unavailable"
+    reason = "service_unavailable"
 
 
 class ReceiptPendingError(FetchError):

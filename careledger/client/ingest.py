@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import httpx
 
-from careledger.client.errors import IngestError, ValidatorUnavailableError
+from careledger.client.errors import IngestError, ServiceUnavailableError
 from shared.auth import bearer_headers
 from shared.crypto import SigningKey
 from shared.envelope import CONTENT_TYPE, encode_event
@@ -57,7 +57,7 @@ class IngestClient:
         try:
             response = self._http.post(self._url, content=encode_event(event), headers=headers)
         except httpx.HTTPError as exc:
-            raise ValidatorUnavailableError(f"{self._url}: {exc}") from exc
+            raise ServiceUnavailableError(f"{self._url}: {exc}") from exc
         try:
             body = response.json()
         except ValueError:

@@ -22,7 +22,7 @@ from careledger.client.errors import (
     FetchError,
     ReceiptPendingError,
     ReceiptTimeoutError,
-    ValidatorUnavailableError,
+    ServiceUnavailableError,
 )
 from careledger.client.receipt import Receipt, pin_genesis, verify_receipt
 from shared.block import block_from_json
@@ -92,7 +92,7 @@ class ReceiptClient:
         while True:
             try:
                 return self.fetch(source, event_id)
-            except (ReceiptPendingError, ValidatorUnavailableError) as exc:
+            except (ReceiptPendingError, ServiceUnavailableError) as exc:
                 if self._monotonic() + poll_interval > deadline:
                     raise ReceiptTimeoutError(
                         f"no final receipt for ({source}, {event_id}) within {timeout} s: {exc}"
@@ -168,11 +168,11 @@ def _get(
     try:
         response = client.get(url, params=params)
     except httpx.HTTPError as exc:
-        raise ValidatorUnavailableError(f"{url}: {exc}") from exc
+        raise ServiceUnavailableError(f"{url}: {exc}") from exc
     if pending and response.status_code in pending:
         raise ReceiptPendingError(f"{url}: {pending[response.status_code]}: {response.text[:300]}")
     if response.status_code >= 500:
-        raise ValidatorUnavailableError(f"{url} answered HTTP {response.status_code}")
+        raise ServiceUnavailableError(f"{url} answered HTTP {response.status_code}")
     if response.status_code != 200:
         raise FetchError(f"{url} answered HTTP {response.status_code}: {response.text[:300]}")
     try:

@@ -18,7 +18,7 @@ from careledger.client import (
     ReceiptError,
     ReceiptPendingError,
     ReceiptTimeoutError,
-    ValidatorUnavailableError,
+    ServiceUnavailableError,
     genesis_fingerprint,
 )
 from tests.unit.client.fake_validator import FakeValidator
@@ -180,7 +180,7 @@ def test_answers_outside_the_api_are_fetch_errors(
         (httpx.Response(200, text="not json"), FetchError, "did not answer JSON"),
         (httpx.Response(200, json=[1]), FetchError, "not answer a JSON object"),
         (httpx.Response(403, text="no"), FetchError, "HTTP 403"),
-        (httpx.Response(503, text="later"), ValidatorUnavailableError, "HTTP 503"),
+        (httpx.Response(503, text="later"), ServiceUnavailableError, "HTTP 503"),
     ],
 )
 def test_bad_answers_are_typed(
@@ -194,7 +194,7 @@ def test_an_unreachable_validator_is_unavailable() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with pytest.raises(ValidatorUnavailableError, match="refused"):
+    with pytest.raises(ServiceUnavailableError, match="refused"):
         answering(refuse).fetch("s", "i")
 
 
