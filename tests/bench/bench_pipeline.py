@@ -72,7 +72,7 @@ import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from careledger.broker import EmbeddedBroker, free_port
-from careledger.publish import complete_event
+from careledger.client import complete_event
 from careledger.topology import BROKER_PORT, default_services
 from shared.crypto import SigningKey
 from shared.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, encode_event, kafka_key
