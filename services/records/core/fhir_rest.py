@@ -195,6 +195,9 @@ def searchset(
             for resource in resources
         ],
     }
+    # No `total`: only what the caller may read is a match, and counting would tell what not.
+    if not resources:
+        del bundle["entry"]  # FHIR JSON has no empty arrays
     if next_url is not None:
         bundle["link"] = [{"relation": "next", "url": next_url}]
     return check_resource(bundle, "Bundle")
