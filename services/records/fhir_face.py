@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Generic
+from typing import Any, Final, Generic
 from urllib.parse import urlencode
+
+from pydantic import TypeAdapter, ValidationError
 
 from services.records.core.fhir import SUPPORTED_TYPES
 from services.records.core.fhir_mapping import audit_event, consent_request, consent_resource
@@ -29,10 +31,12 @@ from services.records.ports import TxT
 from services.records.reading import RecordReader
 from services.records.service import RecordsService
 from shared.block import format_timestamp
+from shared.events.records import OpaqueId
 
 __all__ = ["Created", "FhirFace"]
 
 Created = tuple[dict[str, Any], str]  # (the resource as stored, its location)
+_ID: Final = TypeAdapter(OpaqueId)
 
 
 class FhirFace(Generic[TxT]):
@@ -65,6 +69,8 @@ class FhirFace(Generic[TxT]):
     ) -> dict[str, Any]:
         """The native read (consent decided, decrypted, checked, audited); the resource."""
         _record_type(resource_type)
+        if not _well_formed(record_id):
+            raise NotFoundError(f"no such {resource_type}")  # as the native API: a 404
         answer = self._reader.read(caller, record_id, version=version, resource_type=resource_type)
         resource: dict[str, Any] = answer["resource"]
         return resource
@@ -81,7 +87,8 @@ class FhirFace(Generic[TxT]):
                 caller,
                 query.resource_type,
                 patient=patient,
-                record_ids=query.ids,
+                # An id that cannot exist matches nothing (the store is never asked).
+                record_ids=None if query.ids is None else tuple(filter(_well_formed, query.ids)),
                 offset=query.offset,
                 count=query.count,
             )
@@ -157,6 +164,13 @@ class FhirFace(Generic[TxT]):
         ]
         return self._page(resources, query, base)
 
+    def audit_event(self, caller: str, event_id: str) -> dict[str, Any]:
+        """One AuditEvent of the caller's own trail."""
+        for entry in self._reader.disclosures(caller, caller)["disclosures"]:
+            if entry["event"]["id"] == event_id:
+                return audit_event(entry, patient=caller, observer=self._reader.source)
+        raise NotFoundError("no such audit event of yours")
+
     # --- internals -----------------------------------------------------------------------------
 
     def _patient(self, ref: PatientRef | None) -> str | None:
@@ -164,7 +178,8 @@ class FhirFace(Generic[TxT]):
             return None
         if ref.did is not None:
             return self._reader.pseudonym(ref.did)
-        return self._reader.patient_of(str(ref.record_id))
+        record_id = str(ref.record_id)
+        return self._reader.patient_of(record_id) if _well_formed(record_id) else None
 
     def _require_self(self, caller: str, ref: PatientRef | None) -> None:
         if ref is not None and self._patient(ref) != self._reader.pseudonym(caller):
@@ -183,6 +198,14 @@ class FhirFace(Generic[TxT]):
             timestamp=format_timestamp(self._clock()),
             next_url=None if len(resources) <= end else _next_page(base, query),
         )
+
+
+def _well_formed(record_id: str) -> bool:
+    try:
+        _ID.validate_python(record_id)
+    except ValidationError:
+        return False
+    return True
 
 
 def _record_type(resource_type: str) -> None:

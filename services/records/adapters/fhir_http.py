@@ -139,6 +139,12 @@ def fhir_router(face: FhirFace[Any], authenticate: Authenticator) -> APIRouter:
 
         def act(caller: str) -> tuple[Any, int, Mapping[str, str]]:
             resource = _json(request, body)
+            if resource_type == AUDIT_TYPE:
+                raise _BadRequestError(
+                    "the audit trail is written by the service, not by clients",
+                    status=405,
+                    reason="method_not_allowed",
+                )
             if resource_type == CONSENT_TYPE:
                 created, location = face.grant(caller, resource)
             else:
@@ -157,6 +163,8 @@ def fhir_router(face: FhirFace[Any], authenticate: Authenticator) -> APIRouter:
         def act(caller: str) -> tuple[Any, int, Mapping[str, str]]:
             if resource_type == CONSENT_TYPE:
                 return face.consent(caller, resource_id), 200, {}
+            if resource_type == AUDIT_TYPE:
+                return face.audit_event(caller, resource_id), 200, {}
             resource = face.read(caller, resource_type, resource_id)
             return resource, 200, _etag(resource)
 

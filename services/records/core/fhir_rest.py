@@ -258,7 +258,7 @@ def capability_statement(*, date: str, software_version: str) -> dict[str, Any]:
     }
     audit = {
         "type": AUDIT_TYPE,
-        "interaction": [{"code": "search-type"}],
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
         "searchParam": [_param("_id", "token"), _param("patient", "reference"), *paging],
     }
     statement = {

@@ -211,7 +211,7 @@ def test_metadata_is_a_capability_statement_the_client_and_fhir_resources_parse(
     assert types == SUPPORTED_TYPES | {"Consent", "AuditEvent"}
     assert [interaction.code for interaction in rest.interaction or []] == ["transaction"]
     audit = next(resource for resource in rest.resource or [] if resource.type == "AuditEvent")
-    assert [i.code for i in audit.interaction or []] == ["search-type"]  # read-only, no create
+    assert [i.code for i in audit.interaction or []] == ["read", "search-type"]  # no create
 
 
 def test_an_ehr_import_is_read_back_by_a_consented_practitioner_and_refused_to_another(

@@ -215,6 +215,7 @@ def test_reads_of_unknown_records_versions_and_types_are_404_and_erased_410(fhir
     outcome(fhir.send("GET", f"/Observation/{UNKNOWN}", "patient"), 404, "not_found")
     outcome(fhir.send("GET", f"/Condition/{record}", "patient"), 404, "not_found")
     outcome(fhir.send("GET", f"/AuditEvent/{record}", "patient"), 404, "not_found")
+    outcome(fhir.send("GET", "/Observation/not-an-id", "patient"), 404, "not_found")
     for version in ("2", "0", "x", "9" * 19):
         answer = fhir.send("GET", f"/Observation/{record}/_history/{version}", "patient")
         outcome(answer, 404, "not_found")
@@ -286,6 +287,9 @@ def test_search_by_id_and_by_an_unknown_patient(fhir: Fhir) -> None:
     assert [entry["resource"]["id"] for entry in both.json()["entry"]] == [first]
     nobody = fhir.send("GET", "/Observation", "patient", params={"subject": first})
     assert "entry" not in nobody.json()  # not a Patient record: nobody's records
+    malformed = fhir.send("GET", "/Observation", "patient", params={"subject": "Patient/x"})
+    assert "entry" not in malformed.json()
+    assert "entry" not in fhir.send("GET", "/Observation?_id=x", "patient").json()
     paged = fhir.send(
         "GET", "/Observation", "patient", params={"_id": f"{first},{second}", "_count": 1}
     )
@@ -552,5 +556,9 @@ def test_the_audit_trail_is_the_patients_as_audit_events(fhir: Fhir) -> None:
     own = {"patient:identifier": f"{DID}|{fhir.world.did('patient')}"}
     assert len(fhir.send("GET", "/AuditEvent", "patient", params=own).json()["entry"]) == 5
     outcome(fhir.send("GET", "/AuditEvent", "second", params=own), 403, "forbidden")
+    assert fhir.send("GET", f"/AuditEvent/{events[4]['id']}", "patient").json() == events[4]
+    outcome(fhir.send("GET", f"/AuditEvent/{events[4]['id']}", "second"), 404, "not_found")
+    refused = fhir.send("POST", "/AuditEvent", "patient", events[4])
+    outcome(refused, 405, "method_not_allowed")
     outcome(fhir.send("GET", "/Consent", "second", params=own), 403, "forbidden")
     assert "entry" not in fhir.send("GET", "/AuditEvent", "second").json()
