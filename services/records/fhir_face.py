@@ -31,12 +31,14 @@ from services.records.ports import TxT
 from services.records.reading import RecordReader
 from services.records.service import RecordsService
 from shared.block import format_timestamp
+from shared.events import DidKey
 from shared.events.records import OpaqueId
 
 __all__ = ["Created", "FhirFace"]
 
 Created = tuple[dict[str, Any], str]  # (the resource as stored, its location)
 _ID: Final = TypeAdapter(OpaqueId)
+_DID: Final = TypeAdapter(DidKey)
 
 
 class FhirFace(Generic[TxT]):
@@ -105,8 +107,9 @@ class FhirFace(Generic[TxT]):
         if not isinstance(resource, Mapping) or resource.get("resourceType") != resource_type:
             raise InvalidRequestError(f"the body must be a {resource_type[:64]} resource")
         submitted = {key: value for key, value in resource.items() if key != "id"}
+        patient = _valid_did(patient_did(submitted), "the patient")
         answer, stored = self._service.create_records(
-            caller, [(patient_did(submitted), submitted)], self._service.new_record_ids(1)
+            caller, [(patient, submitted)], self._service.new_record_ids(1)
         )[0]
         return stored, f"{resource_type}/{answer['record']}/_history/{answer['version']}"
 
@@ -117,7 +120,7 @@ class FhirFace(Generic[TxT]):
         planned = plan_transaction(bundle, self._service.new_record_ids(count))
         created = self._service.create_records(
             caller,
-            [(entry.patient, entry.resource) for entry in planned],
+            [(_valid_did(entry.patient, "the patient"), entry.resource) for entry in planned],
             [entry.record_id for entry in planned],
         )
         return transaction_response(
@@ -147,7 +150,7 @@ class FhirFace(Generic[TxT]):
         request = consent_request(resource, caller=caller)
         answer = self._service.grant_consent(
             caller,
-            grantee=request.grantee,
+            grantee=_valid_did(request.grantee, "the grantee"),
             resource_types=request.resource_types,
             purpose=request.purpose,
             expires=request.expires,
@@ -198,6 +201,13 @@ class FhirFace(Generic[TxT]):
             timestamp=format_timestamp(self._clock()),
             next_url=None if len(resources) <= end else _next_page(base, query),
         )
+
+
+def _valid_did(did: str, who: str) -> str:
+    try:
+        return _DID.validate_python(did)
+    except ValidationError:
+        raise InvalidRequestError(f"{who} is not named by a valid did:key") from None
 
 
 def _well_formed(record_id: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from services.records.core.fhir_rest import (
     AUDIT_TYPE,
@@ -102,6 +103,9 @@ def fhir_router(face: FhirFace[Any], authenticate: Authenticator) -> APIRouter:
             status, code = next((s, c) for kind, s, c in _ISSUES if isinstance(exc, kind))
             errors = exc.errors if isinstance(exc, InvalidResourceError) else ()
             return _outcome(status, code, exc.reason, exc.detail, errors)
+        except ValidationError:
+            # A value a use case's models refuse; their messages may quote it, so none shown.
+            return _outcome(422, "invalid", "invalid_request", "the request is invalid")
         return JSONResponse(content, status_code=status, media_type=FHIR_JSON, headers=headers)
 
     @router.get("/metadata")

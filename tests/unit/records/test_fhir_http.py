@@ -203,6 +203,18 @@ def test_a_create_is_the_native_one_practitioners_only_registered_patients_only(
     outcome(fhir.send("POST", "/Observation", "practitioner", stranger), 404, "not_found")
 
 
+def test_a_did_that_is_not_a_did_key_is_422(fhir: Fhir) -> None:
+    grant = consent(fhir.world)
+    grant["provision"]["actor"][0]["reference"]["identifier"]["value"] = "did:key:nope"
+    outcome(fhir.send("POST", "/Consent", "patient", grant), 422, "invalid_request")
+    bad = subject_of(fhir.world)
+    bad["subject"]["identifier"]["value"] = "did:key:zzz"
+    outcome(fhir.send("POST", "/Observation", "practitioner", bad), 422, "invalid_request")
+    bundle = transaction(fhir.world, entry(bad))
+    outcome(fhir.send("POST", "", "practitioner", bundle), 422, "invalid_request")
+    assert fhir.world.events() == []
+
+
 def test_a_patient_resource_names_its_did_in_one_identifier(fhir: Fhir) -> None:
     patient = {"resourceType": "Patient", "identifier": [{"system": DID, "value": "nope"}]}
     outcome(fhir.send("POST", "/Patient", "practitioner", patient), 422, "invalid_resource")
