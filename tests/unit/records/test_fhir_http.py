@@ -284,6 +284,13 @@ def test_search_by_patient_audits_each_match_and_pages_with_next_links(fhir: Fhi
     assert accesses(fhir.world)[-1] == ("read", "denied", fhir.world.did("second"))
     mine = fhir.send("GET", "/Patient", "patient", params={"identifier": did}).json()
     assert [entry["resource"]["id"] for entry in mine["entry"]] == [patient]
+    again = {
+        "resourceType": "Patient",
+        "identifier": [{"system": DID, "value": fhir.world.did("patient")}],
+    }
+    assert fhir.send("POST", "/Patient", "practitioner", again).status_code == 201
+    page = fhir.send("GET", "/Patient", "patient", params={"identifier": did, "_count": 1}).json()
+    assert "identifier=urn%3Aietf%3Arfc%3A3986%7Cdid%3Akey%3A" in page["link"][0]["url"]
 
 
 def test_search_by_id_and_by_an_unknown_patient(fhir: Fhir) -> None:
@@ -574,3 +581,30 @@ def test_the_audit_trail_is_the_patients_as_audit_events(fhir: Fhir) -> None:
     outcome(refused, 405, "method_not_allowed")
     outcome(fhir.send("GET", "/Consent", "second", params=own), 403, "forbidden")
     assert "entry" not in fhir.send("GET", "/AuditEvent", "second").json()
+
+
+MALFORMED: list[Any] = [
+    None,
+    1,
+    "x",
+    [],
+    {},
+    {"resourceType": 5},
+    {"resourceType": "Bundle"},
+    {"resourceType": "Bundle", "type": "transaction", "entry": "x"},
+    {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": "x"}]},
+    {"resourceType": "Consent", "status": "active", "scope": {}, "category": [{}]},
+    {"resourceType": "Observation", "status": "final", "code": {"text": "a"}, "subject": "x"},
+    {"resourceType": "Observation", "contained": [{"resourceType": "Nope"}]},
+    {"resourceType": "Patient", "identifier": "x"},
+    {"resourceType": "Patient", "identifier": [1, 2]},
+]
+
+
+@pytest.mark.parametrize("path", ["", "/Observation", "/Patient", "/Consent", "/AuditEvent", "/x"])
+def test_no_malformed_body_is_answered_5xx(fhir: Fhir, path: str) -> None:
+    for body in MALFORMED:
+        for who in ("practitioner", "patient"):
+            answer = fhir.send("POST", path, who, body)
+            assert 400 <= answer.status_code < 500, (body, answer.text)
+            OperationOutcome.model_validate(answer.json())
