@@ -17,8 +17,8 @@ from rich.table import Table
 from careledger.broker import EmbeddedBroker
 from careledger.devchain import archive_previous_run, ensure_dev_chain
 from careledger.supervisor import Supervisor, child_environment, install_stop_signals
-from careledger.topology import BROKER_PORT, ServiceSpec, default_services
-from shared.kafka import KafkaSettings, ensure_topics
+from careledger.topology import BROKER_PORT, ServiceSpec, cluster_settings, default_services
+from shared.kafka import ensure_topics
 from shared.topics import TopicNames
 
 #: Services get this long to stop after SIGTERM before SIGKILL; the whole stop stays < 10 s.
@@ -36,6 +36,8 @@ class UpOptions:
     topic_prefix: str
     #: The services to run (their names); empty: all of them.
     only: frozenset[str] = frozenset()
+    #: The chain id of a new dev genesis (None: `DEV_CHAIN_ID`); a kept one must name it.
+    chain_id: str | None = None
 
 
 class PrefixedLog:
@@ -68,8 +70,8 @@ def run_up(options: UpOptions, console: Console) -> int:
         broker.start()
         log.announce(f"embedded broker (Tansu) listening on {broker.bootstrap_servers}")
     bootstrap = external or (broker.bootstrap_servers if broker else "")
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
     topics = TopicNames(options.topic_prefix)
+    kafka = cluster_settings(bootstrap, topics, "up")
     specs = topics.specs(input_partitions=options.input_partitions)
     created = ensure_topics(kafka, specs)
     log.announce(f"topics: {len(created)} created, {len(specs) - len(created)} already there")
@@ -81,7 +83,7 @@ def run_up(options: UpOptions, console: Console) -> int:
                 f"cannot continue: its stores and genesis moved to {archived}; starting a new "
                 "dev chain with the same keys (set KAFKA_BOOTSTRAP_SERVERS for a lasting one)"
             )
-    chain = ensure_dev_chain(options.data_dir)
+    chain = ensure_dev_chain(options.data_dir, chain_id=options.chain_id)
     log.announce(
         f"dev chain {chain.chain_id!r} in {options.data_dir}: "
         f"{len(chain.created_keys)} key files written, {len(chain.dids) - len(chain.created_keys)} "
