@@ -42,9 +42,7 @@ def _no_prefix_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def every_service_settings(prefix: str, data_dir: Path) -> list[ServiceSettings]:
     """The settings of each process `careledger up` runs, under one prefix."""
     common: dict[str, Any] = {"data_dir": data_dir, "topic_prefix": prefix}
-    validators = [
-        ValidatorSettings(**common, validator_name=f"validator-{n}") for n in (1, 2, 3)
-    ]
+    validators = [ValidatorSettings(**common, validator_name=f"validator-{n}") for n in (1, 2, 3)]
     return [
         IdentitySettings(**common),
         RecordsSettings(**common),
