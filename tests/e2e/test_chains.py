@@ -11,6 +11,7 @@ their consumer groups are their own, and a validator of one refuses a block of t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -23,10 +24,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from careledger.broker import EmbeddedBroker, free_port
+from careledger.broker import EmbeddedBroker, free_port, port_open
 from careledger.devchain import generate_key
 from careledger.publish import Delivery, complete_event, produce_event
-from careledger.topology import default_services
+from careledger.topology import BROKER_PORT, default_services
 from shared.attestation import Attestation, verify_attestation
 from shared.block import Block, read_block, verify_block_signature
 from shared.genesis import GenesisConfig, genesis_source
@@ -373,3 +374,34 @@ def test_a_validator_of_one_chain_refuses_a_block_of_the_other(
     again = run_cli("verify", "--from", a.validators[2], "--genesis", str(a.genesis_file))
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["tree_size"] == EVENTS + 1
+
+
+def test_up_refuses_a_kept_genesis_of_another_chain_and_leaves_no_broker(tmp_path: Path) -> None:
+    """A data directory is one chain: `up --chain-id` of another one stops at once, with the
+    reason, and takes its embedded broker down with it."""
+    data_dir = tmp_path / "data"
+    created = run_cli("init", "--data-dir", str(data_dir), "--chain-id", "chain-a")
+    assert created.returncode == 0, created.stdout + created.stderr
+    offset = free_offset()
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    refused = subprocess.run(
+        [
+            *CARELEDGER,
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--port-offset",
+            str(offset),
+            "--chain-id",
+            "chain-b",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**env, "COLUMNS": "300"},
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "is the genesis of chain 'chain-a', not 'chain-b'" in refused.stderr
+    assert not port_open("127.0.0.1", BROKER_PORT + offset), "the embedded broker was left"
+    assert read_genesis_file(data_dir / "genesis.json")[1].chain_id == "chain-a"
