@@ -332,12 +332,19 @@ def test_every_topic_and_consumer_group_on_the_broker_belongs_to_one_chain(
     # never sees their (also prefixed, see the unit tests) group ids.
     wanted = {chain.topics.client_name(name) for chain in final for name in ("sealer", "billing")}
 
+    seen: set[str] = set()
+
     def groups() -> set[str] | None:
         listed = admin.list_consumer_groups(request_timeout=10).result().valid
-        found = {group.group_id for group in listed}
-        return found if wanted <= found else None
+        seen.clear()
+        seen.update(group.group_id for group in listed)
+        return set(seen) if wanted <= seen else None
 
-    for group in poll("both chains' consumer groups", groups) - {"e2e-chains-reader"}:
+    try:
+        found = poll("both chains' consumer groups", groups)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; wanted {sorted(wanted)}, listed {sorted(seen)}") from None
+    for group in found - {"e2e-chains-reader"}:
         owners = [c.name for c in final if group.startswith(f"{c.name}.careledger-")]
         assert len(owners) == 1, f"consumer group {group!r} belongs to no single chain"
 
