@@ -17,16 +17,17 @@ from rich.table import Table
 
 from careledger import billing, credential
 from careledger.client import ReceiptClient, complete_event, produce_event
-from careledger.devchain import ensure_dev_chain, generate_key
+from careledger.devchain import DEV_CHAIN_ID, ensure_dev_chain, generate_key
 from careledger.supervisor import readiness
-from careledger.topology import BROKER_PORT, default_services
+from careledger.topology import BROKER_PORT, cluster_settings, default_services
 from careledger.up import UpOptions, run_up, stdout_console
 from careledger.verify import chain_lines, verify_lines
 from shared.block import Block
 from shared.errors import CareLedgerError, VerificationError
-from shared.kafka import KafkaSettings, ensure_topics
+from shared.genesis import check_chain_id
+from shared.kafka import ensure_topics
 from shared.keystore import read_genesis_file, read_key_file
-from shared.topics import INPUT_TOPICS, TopicNames
+from shared.topics import INPUT_TOPICS, TopicNames, check_topic_prefix
 
 app = typer.Typer(
     name="careledger",
@@ -55,6 +56,39 @@ PortOffset = Annotated[
 ]
 
 
+def _topic_prefix(value: str) -> str:
+    try:
+        return check_topic_prefix(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _chain_id(value: str | None) -> str | None:
+    try:
+        return None if value is None else check_chain_id(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+TopicPrefix = Annotated[
+    str,
+    typer.Option(
+        envvar="CARELEDGER_TOPIC_PREFIX",
+        callback=_topic_prefix,
+        help="The chain's namespace on the cluster: its topics, consumer groups and client ids "
+        "start with it (several chains share a cluster, docs/chains.md).",
+    ),
+]
+ChainId = Annotated[
+    str | None,
+    typer.Option(
+        callback=_chain_id,
+        help=f"The chain id a new genesis names (default {DEV_CHAIN_ID}); an existing "
+        "genesis must already name it.",
+    ),
+]
+
+
 @app.command()
 def up(
     data_dir: DataDir = Path("data"),
@@ -62,7 +96,8 @@ def up(
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 90.0,
     log_format: Annotated[str, typer.Option(help="Service log format: text or json.")] = "text",
     partitions: Annotated[int, typer.Option(help="Partitions of the input topics.")] = 3,
-    topic_prefix: Annotated[str, typer.Option(envvar="CARELEDGER_TOPIC_PREFIX")] = "",
+    topic_prefix: TopicPrefix = "",
+    chain_id: ChainId = None,
     only: Annotated[
         str,
         typer.Option(
@@ -82,15 +117,22 @@ def up(
             param_hint="--only",
         )
     options = UpOptions(
-        data_dir, port_offset, ready_timeout, log_format, partitions, topic_prefix, names
+        data_dir,
+        port_offset,
+        ready_timeout,
+        log_format,
+        partitions,
+        topic_prefix,
+        names,
+        chain_id=chain_id,
     )
     raise typer.Exit(run_up(options, stdout_console()))
 
 
 @app.command()
-def init(data_dir: DataDir = Path("data")) -> None:
+def init(data_dir: DataDir = Path("data"), chain_id: ChainId = None) -> None:
     """Write the dev key files and the signed genesis (only what is missing)."""
-    chain = ensure_dev_chain(data_dir)
+    chain = ensure_dev_chain(data_dir, chain_id=chain_id)
     for name, did in chain.dids.items():
         marker = "new " if name in chain.created_keys else "kept"
         typer.echo(f"{marker} {data_dir / 'keys' / (name + '.json')}  {did}")
@@ -105,16 +147,17 @@ def topics(
     bootstrap: Annotated[
         str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
     ] = f"127.0.0.1:{BROKER_PORT}",
-    topic_prefix: Annotated[str, typer.Option(envvar="CARELEDGER_TOPIC_PREFIX")] = "",
+    topic_prefix: TopicPrefix = "",
     partitions: Annotated[int, typer.Option(help="Partitions of the input topics.")] = 3,
     replication_factor: Annotated[
         int, typer.Option(help="-1 takes the broker default (3 on the production cluster).")
     ] = -1,
 ) -> None:
     """Create the brief's topics on a cluster (idempotent; existing topics are left alone)."""
-    specs = TopicNames(topic_prefix).specs(input_partitions=partitions)
+    names = TopicNames(topic_prefix)
+    specs = names.specs(input_partitions=partitions)
     created = ensure_topics(
-        KafkaSettings(bootstrap_servers=bootstrap), specs, replication_factor=replication_factor
+        cluster_settings(bootstrap, names, "topics"), specs, replication_factor=replication_factor
     )
     for spec in specs:
         typer.echo(f"{'created' if spec.name in created else 'exists '} {spec.name}")
@@ -168,7 +211,7 @@ def publish(
         "data/keys/publisher-demo.json"
     ),
     topic: Annotated[str, typer.Option(help="Logical topic.")] = "clinical.events",
-    topic_prefix: Annotated[str, typer.Option(envvar="CARELEDGER_TOPIC_PREFIX")] = "",
+    topic_prefix: TopicPrefix = "",
     bootstrap: Annotated[
         str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
     ] = f"127.0.0.1:{BROKER_PORT}",
@@ -182,8 +225,9 @@ def publish(
     full = complete_event(
         partial, key=signer, default_source=source or f"urn:careledger:cli:{key.stem}"
     )
+    names = TopicNames(topic_prefix)
     delivery = produce_event(
-        KafkaSettings(bootstrap_servers=bootstrap), TopicNames(topic_prefix).physical(topic), full
+        cluster_settings(bootstrap, names, "publish"), names.physical(topic), full
     )
     typer.echo(json.dumps(asdict(delivery)))
 

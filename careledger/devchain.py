@@ -67,11 +67,14 @@ def ensure_pseudonym_key(data_dir: Path) -> bool:
     return True
 
 
-def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChain:
-    """Create the missing dev keys and, if absent, the genesis; idempotent.
+def ensure_dev_chain(data_dir: Path, *, chain_id: str | None = None) -> DevChain:
+    """Create the missing dev keys and, if absent, the genesis of `chain_id` (default
+    `DEV_CHAIN_ID`); idempotent.
 
     An existing genesis must name the keys on disk: a genesis left over from other keys is an
-    error (the chain would be unverifiable), not something to paper over.
+    error (the chain would be unverifiable), not something to paper over. So is one of
+    another chain than the `chain_id` asked for (two chains on one cluster are told apart
+    by their ids, docs/chains.md).
     """
     created: list[str] = []
     keys: dict[str, SigningKey] = {}
@@ -87,6 +90,11 @@ def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChai
     genesis_path = data_dir / "genesis.json"
     if genesis_path.exists():
         _, config = read_genesis_file(genesis_path)
+        if chain_id is not None and config.chain_id != chain_id:
+            raise KeyStoreError(
+                f"{genesis_path} is the genesis of chain {config.chain_id!r}, not {chain_id!r}; "
+                "use another data directory for another chain"
+            )
         expected = dev_genesis_config(
             chain_id=config.chain_id, created_at=config.created_at, dids=dids
         )
@@ -97,6 +105,7 @@ def ensure_dev_chain(data_dir: Path, *, chain_id: str = DEV_CHAIN_ID) -> DevChai
             )
         return DevChain(data_dir, dids, tuple(created), False, config.chain_id, pseudonym_created)
     now = datetime.now(UTC)
+    chain_id = DEV_CHAIN_ID if chain_id is None else chain_id
     config = dev_genesis_config(
         chain_id=chain_id, created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), dids=dids
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.kafka import KafkaSettings
+from shared.topics import TopicNames
+
 BROKER_PORT = 9092
 VALIDATOR_COUNT = 3
 
@@ -47,3 +50,9 @@ def default_services(
         for n in range(1, validators + 1)
     ]
     return specs
+
+
+def cluster_settings(bootstrap: str, topics: TopicNames, role: str) -> KafkaSettings:
+    """The connection of a CLI command (`role`: `up`, `topics`, `publish`) to the cluster,
+    named under the chain's prefix as the services' clients are."""
+    return KafkaSettings(bootstrap_servers=bootstrap, client_id=topics.client_name(role))

@@ -17,9 +17,9 @@ from rich.table import Table
 from careledger.broker import EmbeddedBroker
 from careledger.devchain import archive_previous_run, ensure_dev_chain
 from careledger.supervisor import Supervisor, child_environment, install_stop_signals
-from careledger.topology import BROKER_PORT, ServiceSpec, default_services
+from careledger.topology import BROKER_PORT, ServiceSpec, cluster_settings, default_services
 from shared.kafka import KafkaSettings, ensure_topics
-from shared.topics import TopicNames
+from shared.topics import TopicNames, TopicSpec
 
 #: Services get this long to stop after SIGTERM before SIGKILL; the whole stop stays < 10 s.
 STOP_TIMEOUT = 7.0
@@ -36,6 +36,8 @@ class UpOptions:
     topic_prefix: str
     #: The services to run (their names); empty: all of them.
     only: frozenset[str] = frozenset()
+    #: The chain id of a new dev genesis (None: `DEV_CHAIN_ID`); a kept one must name it.
+    chain_id: str | None = None
 
 
 class PrefixedLog:
@@ -67,27 +69,14 @@ def run_up(options: UpOptions, console: Console) -> int:
     if broker is not None:
         broker.start()
         log.announce(f"embedded broker (Tansu) listening on {broker.bootstrap_servers}")
-    bootstrap = external or (broker.bootstrap_servers if broker else "")
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
-    topics = TopicNames(options.topic_prefix)
-    specs = topics.specs(input_partitions=options.input_partitions)
-    created = ensure_topics(kafka, specs)
-    log.announce(f"topics: {len(created)} created, {len(specs) - len(created)} already there")
-    if broker is not None:
-        archived = archive_previous_run(options.data_dir, now=datetime.now(UTC))
-        if archived is not None:
-            log.announce(
-                f"!! the embedded broker keeps no topics between runs, so the previous chain "
-                f"cannot continue: its stores and genesis moved to {archived}; starting a new "
-                "dev chain with the same keys (set KAFKA_BOOTSTRAP_SERVERS for a lasting one)"
-            )
-    chain = ensure_dev_chain(options.data_dir)
-    log.announce(
-        f"dev chain {chain.chain_id!r} in {options.data_dir}: "
-        f"{len(chain.created_keys)} key files written, {len(chain.dids) - len(chain.created_keys)} "
-        f"kept; {'wrote a new' if chain.created_genesis else 'kept the'} genesis; "
-        f"{'wrote a new' if chain.created_pseudonym_key else 'kept the'} pseudonym key"
-    )
+    try:
+        bootstrap, kafka, specs = _prepare(options, broker, external, log)
+    except BaseException:
+        # A chain that cannot start (a kept genesis of another chain, keys that do not
+        # match it, topics refused) leaves no broker behind.
+        if broker is not None:
+            broker.stop(timeout=1.5)
+        raise
     services = [
         spec
         for spec in default_services(port_offset=options.port_offset)
@@ -128,6 +117,34 @@ def run_up(options: UpOptions, console: Console) -> int:
         suffix = f" (killed: {', '.join(killed)})" if killed else ""
         log.announce(f"stopped in {time.monotonic() - started:.1f} s{suffix}")
     return 0
+
+
+def _prepare(
+    options: UpOptions, broker: EmbeddedBroker | None, external: str | None, log: PrefixedLog
+) -> tuple[str, KafkaSettings, list[TopicSpec]]:
+    """Topics, and the dev chain's keys and genesis (archiving a previous embedded run)."""
+    bootstrap = external or (broker.bootstrap_servers if broker else "")
+    topics = TopicNames(options.topic_prefix)
+    kafka = cluster_settings(bootstrap, topics, "up")
+    specs = topics.specs(input_partitions=options.input_partitions)
+    created = ensure_topics(kafka, specs)
+    log.announce(f"topics: {len(created)} created, {len(specs) - len(created)} already there")
+    if broker is not None:
+        archived = archive_previous_run(options.data_dir, now=datetime.now(UTC))
+        if archived is not None:
+            log.announce(
+                f"!! the embedded broker keeps no topics between runs, so the previous chain "
+                f"cannot continue: its stores and genesis moved to {archived}; starting a new "
+                "dev chain with the same keys (set KAFKA_BOOTSTRAP_SERVERS for a lasting one)"
+            )
+    chain = ensure_dev_chain(options.data_dir, chain_id=options.chain_id)
+    log.announce(
+        f"dev chain {chain.chain_id!r} in {options.data_dir}: "
+        f"{len(chain.created_keys)} key files written, {len(chain.dids) - len(chain.created_keys)} "
+        f"kept; {'wrote a new' if chain.created_genesis else 'kept the'} genesis; "
+        f"{'wrote a new' if chain.created_pseudonym_key else 'kept the'} pseudonym key"
+    )
+    return bootstrap, kafka, specs
 
 
 #: The sealer's verify pool size (ADR 0010).

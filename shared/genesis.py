@@ -72,7 +72,8 @@ class GenesisError(VerificationError):
     """The genesis event (or the request to build one) is not a valid, admin-signed genesis."""
 
 
-def _check_chain_id(value: str) -> str:
+def check_chain_id(value: str) -> str:
+    """`value` if it is a valid chain id, else ValueError saying what one is."""
     if _CHAIN_ID.fullmatch(value) is None:
         raise ValueError("a chain id is 1-63 of a-z, 0-9 and '-', starting with a letter or digit")
     return value
@@ -110,7 +111,7 @@ class ServiceDIDs(_Frozen):
 class GenesisConfig(_Frozen):
     """The genesis configuration: the `data` of the genesis event."""
 
-    chain_id: Annotated[StrictStr, AfterValidator(_check_chain_id)]
+    chain_id: Annotated[StrictStr, AfterValidator(check_chain_id)]
     created_at: Annotated[StrictStr, AfterValidator(_check_utc_time)]
     admin: DidKey
     sealer: DidKey

@@ -82,7 +82,7 @@ def build(settings: BillingSettings) -> FastAPI:
         kafka=settings.kafka(),
         topics=settings.topics,
         handler=handle,
-        app_id=f"careledger-{settings.instance_name}",
+        app_id=settings.client_name,  # also its consumer group
         registry=metrics.registry,
     )
     authenticator = wire_authenticator(settings, database, metrics)

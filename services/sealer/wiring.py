@@ -43,7 +43,7 @@ def build_component(
     source = KafkaEventSource(
         kafka=kafka,
         topics=settings.topics,
-        group_id=f"careledger-{settings.instance_name}",
+        group_id=settings.client_name,
         statistics=ConsumerLagMetrics.of(metrics.registry).reporter("sealer"),
     )
     publisher = KafkaLedgerPublisher(kafka=kafka, topics=settings.topics)

@@ -49,7 +49,7 @@ def build(settings: ValidatorSettings) -> FastAPI:
         kafka=kafka,
         blocks_topic=topics.physical(LEDGER_BLOCKS),
         attestations_topic=topics.physical(LEDGER_ATTESTATIONS),
-        client_name=settings.instance_name,
+        group_id=settings.client_name,
         audit=settings.audit_on_start,
         statistics=ConsumerLagMetrics.of(metrics.registry).reporter("validator"),
     )

@@ -65,7 +65,7 @@ class ChainFollower:
         self._handler = handler
         self._kafka = kafka
         self._topic = topics.physical(LEDGER_BLOCKS)
-        self._client_name = client_name
+        self._group_id = topics.client_name(client_name)
         self._consumer_factory = consumer_factory
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,7 +106,7 @@ class ChainFollower:
                     follower, start = self._prepare()
                     if consumer is None:
                         config = self._kafka.consumer_config(
-                            f"careledger-{self._client_name}",
+                            self._group_id,
                             statistics=self._lag.reporter("follower"),
                             **_CONSUMER_OVERRIDES,
                         )

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from shared.kafka import KafkaSettings
-from shared.topics import TopicNames
+from shared.topics import MAX_TOPIC_PREFIX_LENGTH, TOPIC_PREFIX_PATTERN, TopicNames
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -52,7 +52,10 @@ class ServiceSettings(BaseSettings):
     database_password_file: Path | None = None
     key_file: Path | None = None
     genesis_file: Path | None = None
-    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    #: The chain's namespace on the cluster: its topics, groups and client ids (docs/chains.md).
+    topic_prefix: str = Field(
+        default="", pattern=TOPIC_PREFIX_PATTERN, max_length=MAX_TOPIC_PREFIX_LENGTH
+    )
     input_partitions: int = Field(default=3, ge=1, le=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -189,6 +192,12 @@ class ServiceSettings(BaseSettings):
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
 
+    @property
+    def client_name(self) -> str:
+        """This process's name on the cluster, under the chain's prefix: its `client.id`, and
+        the consumer group (sealer, validators) or faust app id (billing) it uses."""
+        return self.topics.client_name(self.instance_name)
+
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(
             bootstrap_servers=self.kafka_bootstrap_servers,
@@ -199,7 +208,7 @@ class ServiceSettings(BaseSettings):
             ssl_ca_location=self.kafka_ssl_ca_location,
             fetch_wait_max_ms=self.kafka_fetch_wait_max_ms,
             statistics_interval_ms=self.kafka_statistics_interval_ms,
-            client_id=f"careledger-{self.instance_name}",
+            client_id=self.client_name,
         )
 
 

@@ -102,9 +102,14 @@ class RunningSystem:
         return time.monotonic() - started
 
 
-def start_system(data_dir: Path, log: Path, offset: int, *options: str) -> RunningSystem:
-    """`careledger up` (with `options`, e.g. ``--only``) as a child process."""
+def start_system(
+    data_dir: Path, log: Path, offset: int, *options: str, bootstrap: str | None = None
+) -> RunningSystem:
+    """`careledger up` (with `options`, e.g. ``--only``) as a child process: on an embedded
+    broker of its own, or on the running broker at `bootstrap` (several chains on one)."""
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    if bootstrap is not None:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [

@@ -102,7 +102,7 @@ class ValidationLoop:
         kafka: KafkaSettings,
         blocks_topic: str,
         attestations_topic: str,
-        client_name: str,
+        group_id: str,
         audit: bool = True,
         statistics: Callable[[str], None] | None = None,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
@@ -113,7 +113,7 @@ class ValidationLoop:
         self._kafka = kafka
         self._blocks_topic = blocks_topic
         self._attestations_topic = attestations_topic
-        self._client_name = client_name
+        self._group_id = group_id  # names the consumer; nothing is committed under it
         self._consumer_factory = consumer_factory
         self._statistics = statistics  # librdkafka's stats_cb: consumer lag
         self._consumer: Any = None
@@ -176,7 +176,7 @@ class ValidationLoop:
         self._validator.reattest_pending()
         if self._consumer is None:
             config = self._kafka.consumer_config(
-                f"careledger-{self._client_name}",
+                self._group_id,
                 statistics=self._statistics,
                 **_CONSUMER_OVERRIDES,
             )

@@ -78,7 +78,7 @@ def running_validator(
             kafka=kafka,
             blocks_topic=topics.physical(LEDGER_BLOCKS),
             attestations_topic=topics.physical(LEDGER_ATTESTATIONS),
-            client_name=f"{topics.prefix}{name}",
+            group_id=topics.client_name(name),
         )
         loop.start()
         try:

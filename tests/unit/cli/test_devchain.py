@@ -121,3 +121,20 @@ def test_nothing_to_archive_on_a_first_run(tmp_path: Path) -> None:
     ensure_dev_chain(tmp_path)
     assert archive_previous_run(tmp_path, now=datetime.now(UTC)) is None
     assert (tmp_path / "genesis.json").exists()
+
+
+def test_a_new_genesis_names_the_chain_id_asked_for(tmp_path: Path) -> None:
+    chain = ensure_dev_chain(tmp_path, chain_id="tenant-a")
+    assert chain.chain_id == "tenant-a"
+    assert read_genesis_file(tmp_path / "genesis.json")[1].chain_id == "tenant-a"
+    # Kept when asked again, and when no id is asked for.
+    assert ensure_dev_chain(tmp_path, chain_id="tenant-a").chain_id == "tenant-a"
+    assert ensure_dev_chain(tmp_path).chain_id == "tenant-a"
+
+
+def test_a_kept_genesis_of_another_chain_is_refused(tmp_path: Path) -> None:
+    ensure_dev_chain(tmp_path)
+    genesis = (tmp_path / "genesis.json").read_bytes()
+    with pytest.raises(KeyStoreError, match="genesis of chain 'careledger-dev', not 'tenant-b'"):
+        ensure_dev_chain(tmp_path, chain_id="tenant-b")
+    assert (tmp_path / "genesis.json").read_bytes() == genesis

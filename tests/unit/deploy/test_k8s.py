@@ -253,3 +253,10 @@ def test_the_topics_job_creates_replicated_topics_once() -> None:
     [main] = job["spec"]["template"]["spec"]["containers"]
     assert main["args"] == ["careledger", "topics", "--replication-factor", "3"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    # It names the topics with the prefix the services read from the same ConfigMap.
+    shared = {"name": "careledger-config", "key": "CARELEDGER_TOPIC_PREFIX"}
+    taken = {v["name"]: v["valueFrom"]["configMapKeyRef"] for v in main["env"]}
+    assert taken["CARELEDGER_TOPIC_PREFIX"] == shared
+    assert "CARELEDGER_TOPIC_PREFIX" in find("ConfigMap", "careledger-config")["data"]
+    for spec in default_services():
+        assert {"configMapRef": {"name": "careledger-config"}} in container(spec)["envFrom"]

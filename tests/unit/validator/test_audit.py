@@ -78,7 +78,7 @@ def test_the_loop_serves_the_evidence_but_does_not_run_on_an_altered_store(rig: 
         kafka=kafka,
         blocks_topic="unused",
         attestations_topic="unused",
-        client_name="validator-1",
+        group_id="careledger-validator-1",
     )
     loop.start()
     try:

@@ -139,7 +139,7 @@ def _loop(validator: ScriptedValidator, consumer: FakeConsumer, store: Any) -> V
         kafka=kafka,
         blocks_topic="b",
         attestations_topic="a",
-        client_name="validator-1",
+        group_id="careledger-validator-1",
         consumer_factory=lambda _config: consumer,
     )
 
