@@ -104,7 +104,11 @@ class Validator:
         metrics: ValidatorMetrics | None = None,
         wall_clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        checkpoint_origin: str | None = None,
     ) -> None:
+        # With `checkpoint_origin`, each attestation also carries our note signature over
+        # the block's checkpoint (ADR 0015); None leaves attestations as the brief's.
+        self._checkpoint_origin = checkpoint_origin
         self._store = store
         self._key = key
         self._genesis = genesis
@@ -116,6 +120,10 @@ class Validator:
         self._state: ChainState | None = None
         self._faults = FaultBoard()
         self._rewound_at: int | None = None  # the head at the last MissingBlocksError
+
+    @property
+    def genesis(self) -> GenesisConfig:
+        return self._genesis
 
     @property
     def state(self) -> ChainState | None:
@@ -282,7 +290,9 @@ class Validator:
         stored = raw if leaves is not None else block_to_json(block)
         # Our attestation is stored with the block (one commit, not two); it is published
         # only once both are durable, as before.
-        attestation = sign_attestation(block.header, self._key)
+        attestation = sign_attestation(
+            block.header, self._key, checkpoint_origin=self._checkpoint_origin
+        )
         self._store.append(verified, raw=stored, offset=offset, attestation=attestation)
         self._state = verified.state
         self._faults.head_moved()
@@ -383,7 +393,9 @@ class Validator:
     ) -> Attestation:
         attestation = stored
         if attestation is None:
-            attestation = sign_attestation(block.header, self._key)
+            attestation = sign_attestation(
+                block.header, self._key, checkpoint_origin=self._checkpoint_origin
+            )
             self._store.add_attestation(attestation, offset=None)
         self._publisher.publish(attestation)
         self._update_finality(block.header.height, known=header)
