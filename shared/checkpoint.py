@@ -150,12 +150,13 @@ def key_hash(name: str, signature_type: int, public_key: bytes) -> bytes:
     return digest.digest()[:4]
 
 
-def vkey(did: str, signature_type: int = ED25519) -> str:
+def vkey(did: str, signature_type: int = ED25519, *, name: str | None = None) -> str:
     """The verifier key string `<name>+<hex key hash>+<base64(type || public key)>` of a
-    did:key used as a note key (name = the DID)."""
+    did:key used as a note key (name: the DID unless given)."""
+    name = check_key_name(did if name is None else name)
     public_key = public_key_from_did(did)
     encoded = base64.b64encode(bytes([signature_type]) + public_key).decode()
-    return f"{did}+{key_hash(did, signature_type, public_key).hex()}+{encoded}"
+    return f"{name}+{key_hash(name, signature_type, public_key).hex()}+{encoded}"
 
 
 def note_signature(body: bytes, key: SigningKey) -> NoteSignature:
