@@ -153,7 +153,10 @@ def checkpoint_router(queries: ChainQueries, witness: CheckpointWitness) -> APIR
             raise ApiError(403, "bad_signatures", exc.message, exc.evidence()) from exc
         except (StaleSizeError, ForkError) as exc:
             # The spec's answer: the size the witness holds, as text/x.tlog.size.
-            return Response(content=f"{exc.known_size}\n", status_code=409, media_type=SIZE)
+            # Exactly this type: Starlette would add a charset to a `media_type` of text.
+            return Response(
+                content=f"{exc.known_size}\n", status_code=409, headers={"Content-Type": SIZE}
+            )
         except RollbackError as exc:
             raise ApiError(400, exc.reason, exc.message, {"known_size": exc.known_size}) from exc
         except BadConsistencyProofError as exc:
