@@ -33,6 +33,8 @@ __all__ = [
 
 #: tlog-witness: at most 63 consistency proof lines (a 2^63 tree needs no more).
 MAX_PROOF_LINES: Final = 63
+#: Sizes are bounded like every integer at our edge (ADR 0009).
+MAX_SIZE: Final = 2**63 - 1
 _OLD: Final = re.compile(r"old (0|[1-9][0-9]{0,18})")
 
 
@@ -95,6 +97,9 @@ def parse_add_checkpoint(body: str) -> AddCheckpointRequest:
     match = _OLD.fullmatch(lines[0])
     if match is None:
         raise AddCheckpointRequestError("the first line is 'old <size>'")
+    old_size = int(match.group(1))
+    if old_size > MAX_SIZE:
+        raise AddCheckpointRequestError(f"the old size is at most {MAX_SIZE}")
     if len(lines) - 1 > MAX_PROOF_LINES:
         raise AddCheckpointRequestError(f"at most {MAX_PROOF_LINES} consistency proof lines")
     proof = []
@@ -106,7 +111,7 @@ def parse_add_checkpoint(body: str) -> AddCheckpointRequest:
         if len(node) != HASH_BYTES:
             raise AddCheckpointRequestError("a proof line is a 32-byte hash")
         proof.append(node)
-    return AddCheckpointRequest(int(match.group(1)), tuple(proof), note)
+    return AddCheckpointRequest(old_size, tuple(proof), note)
 
 
 def advance(

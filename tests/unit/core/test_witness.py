@@ -102,6 +102,7 @@ def test_the_request_body_parses() -> None:
         "new 3\n\nnote",
         "old 03\n\nnote",
         "old -1\n\nnote",
+        f"old {2**63}\n\nnote",
         "old 3\nnot*base64\n\nnote",
         "old 3\n" + _b64(b"short") + "\n\nnote",
         "old 3\n" + (_b64(LEAVES[0]) + "\n") * 64 + "\nnote",
