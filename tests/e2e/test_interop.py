@@ -1,6 +1,7 @@
 """Issue 18, verifiable-log interoperability, on a real chain (broker, sealer, three validators
 as processes): checkpoints, proofs and cosignatures checked with tlog-scales, an
-implementation of C2SP signed notes, checkpoints, cosignatures and RFC 9162 we did not write;
+implementation of C2SP signed notes, checkpoints, cosignatures and RFC 9162 we did not write,
+and with sigstore-python's checkpoint parser, keyring and inclusion chaining;
 the `careledger witness` command advancing, persisting and refusing; `POST /v1/add-checkpoint`
 refusing what the tlog-witness spec refuses."""
 
@@ -27,6 +28,7 @@ from shared.crypto import public_key_from_did
 from shared.kafka import KafkaSettings
 from shared.keystore import read_genesis_file, read_key_file
 from tests.e2e.conftest import CARELEDGER, RunningSystem, clinical_note, free_offset, start_system
+from tests.unit.core.sigstore_check import inclusion_root_by_sigstore, verify_with_sigstore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -106,6 +108,15 @@ def test_checkpoints_and_proofs_verify_with_an_independent_library(
     first = Checkpoint.from_text(first_text)
     assert first.origin == "careledger/careledger-dev"
     assert len(keys.verify(first.signatures, first)) >= quorum
+    # And with sigstore's note parser and keyring, key by key as genesis names them.
+    _, genesis = read_genesis_file(ledger.data_dir / "genesis.json")
+    by_sigstore = 0
+    for did in genesis.validators:
+        if did in first_text:
+            parsed = verify_with_sigstore(first_text, did, public_key_from_did(did))
+            assert (parsed.log_size, parsed.log_hash) == (first.size, first.root_hash.hex())
+            by_sigstore += 1
+    assert by_sigstore >= quorum
 
     # Every validator serves a checkpoint signed by a quorum.
     for url in urls(ledger).values():
@@ -119,9 +130,12 @@ def test_checkpoints_and_proofs_verify_with_an_independent_library(
                 f"{urls(ledger)['validator-2']}/v1/proofs/inclusion",
                 params={"source": event["source"], "id": event["id"], "tree_size": first.size},
             ).json()
-            InclusionProof(
-                proof["leaf_index"], first.size, [bytes.fromhex(n) for n in proof["audit_path"]]
-            ).check(leaf(event), first.root_hash)
+            path = [bytes.fromhex(n) for n in proof["audit_path"]]
+            index = proof["leaf_index"]
+            InclusionProof(index, first.size, path).check(leaf(event), first.root_hash)
+            assert (
+                inclusion_root_by_sigstore(leaf(event), index, first.size, path) == first.root_hash
+            )
 
         # Consistency between two checkpoints.
         publish(ledger, 7)

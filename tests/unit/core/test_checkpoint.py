@@ -211,3 +211,20 @@ def test_cosignature_tamper() -> None:
         verify_cosignature(line, Checkpoint(ORIGIN, 8, ROOT), name="w", did=witness.did)
     with pytest.raises(ValueError, match="key name"):
         cosign(head, witness, name="two words", timestamp=5)
+
+
+def test_our_note_verifies_with_sigstore() -> None:
+    from sigstore.errors import VerificationError as SigstoreVerificationError
+
+    from tests.unit.core.sigstore_check import verify_with_sigstore
+
+    text = _note(V1, V2).text()
+    for key in (V1, V2):
+        parsed = verify_with_sigstore(text, key.did, key.public_key)
+        assert (parsed.origin, parsed.log_size, parsed.log_hash) == (ORIGIN, 7, ROOT.hex())
+    with pytest.raises(SigstoreVerificationError):
+        verify_with_sigstore(text, V3.did, V3.public_key)
+    flipped = _note(V1, checkpoint=Checkpoint(ORIGIN, 7, ROOT)).signatures[0]
+    forged = SignedNote(Checkpoint(ORIGIN, 8, ROOT).body(), (flipped,)).text()
+    with pytest.raises(SigstoreVerificationError):
+        verify_with_sigstore(forged, V1.did, V1.public_key)

@@ -111,3 +111,15 @@ def test_the_request_body_parses() -> None:
 def test_a_malformed_request_is_refused(body: str) -> None:
     with pytest.raises(AddCheckpointRequestError):
         parse_add_checkpoint(body)
+
+
+def test_our_inclusion_proofs_chain_to_the_root_with_sigstore() -> None:
+    from shared.merkle import inclusion_proof
+    from tests.unit.core.sigstore_check import inclusion_root_by_sigstore
+
+    for size in (1, 2, 7, 20):
+        for index in range(size):
+            path = inclusion_proof(LEAVES[:size], index)
+            assert inclusion_root_by_sigstore(LEAVES[index], index, size, path) == root(
+                LEAVES[:size]
+            )

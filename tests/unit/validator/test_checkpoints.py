@@ -251,3 +251,10 @@ def test_add_checkpoint_of_an_unknown_origin_is_404(rig: Rig) -> None:
     note = other.body().decode() + "\n" + note_signature(other.body(), key_for("x")).line()
     answer = rig.client.post("/v1/add-checkpoint", content=_request(0, [], note))
     assert (answer.status_code, answer.json()["reason"]) == (404, "unknown_origin")
+
+
+@pytest.mark.parametrize("old", [-1, 2**63, 2**64, 10**29])
+def test_an_old_size_out_of_range_is_malformed(rig: Rig, old: int) -> None:
+    # ADR 0009's hostile integers, in the one integer of this text body.
+    answer = rig.client.post("/v1/add-checkpoint", content=f"old {old}\n\nnote\n")
+    assert (answer.status_code, answer.json()["reason"]) == (400, "malformed")
