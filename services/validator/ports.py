@@ -157,6 +157,10 @@ class ValidatorMetrics(Protocol):
         """A fault was detected: a refused block or an alarm (`reason` is a stable code of
         `core.faults.FAULT_CODES`, never a class name)."""
 
+    def checkpoint_witnessed(self, *, outcome: str) -> None:
+        """An add-checkpoint request ended: `cosigned`, or the refusal's stable code (one of
+        `witness.WITNESS_OUTCOMES`)."""
+
 
 class WitnessStore(Protocol):
     """What the validator keeps as a witness of checkpoints: the latest cosigned per origin."""

@@ -89,6 +89,9 @@ class NullValidatorMetrics:
     def fault(self, *, reason: str) -> None:
         pass
 
+    def checkpoint_witnessed(self, *, outcome: str) -> None:
+        pass
+
 
 class Validator:
     """The validation loop's use cases. One thread drives it (the Kafka adapter)."""

@@ -38,6 +38,7 @@ def build(settings: ValidatorSettings) -> FastAPI:
     topics = settings.topics
     kafka = settings.kafka()
     publisher = KafkaAttestationPublisher(kafka=kafka, topic=topics.physical(LEDGER_ATTESTATIONS))
+    validator_metrics = PrometheusValidatorMetrics(metrics.registry)
     origin = settings.checkpoint_origin or default_origin(identity.genesis.chain_id)
     logs = {origin: WitnessedLog.of(identity.genesis)}
     for other, path in settings.witness_chains.items():
@@ -48,12 +49,15 @@ def build(settings: ValidatorSettings) -> FastAPI:
         genesis=identity.genesis,
         genesis_event=identity.genesis_event,
         publisher=publisher,
-        metrics=PrometheusValidatorMetrics(metrics.registry),
+        metrics=validator_metrics,
         checkpoint_origin=origin if settings.checkpoint_cosign else None,
     )
     queries = ChainQueries(store=store, validator=validator, checkpoint_origin=origin)
     witness = CheckpointWitness(
-        store=SqlWitnessStore(database=database), key=identity.key, logs=logs
+        store=SqlWitnessStore(database=database),
+        key=identity.key,
+        logs=logs,
+        metrics=validator_metrics,
     )
     loop = ValidationLoop(
         validator=validator,

@@ -18,14 +18,39 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.validator.errors import UnknownOriginError
-from services.validator.ports import WitnessStore
-from shared.checkpoint import cosign, parse_checkpoint, parse_note, verify_checkpoint_note
+from services.validator.ports import ValidatorMetrics, WitnessStore
+from shared.checkpoint import (
+    CheckpointError,
+    NoteFormatError,
+    cosign,
+    parse_checkpoint,
+    parse_note,
+    verify_checkpoint_note,
+)
 from shared.crypto import SigningKey
 from shared.genesis import GenesisConfig
 from shared.sources import utc_now
-from shared.witness import StaleSizeError, advance, parse_add_checkpoint
+from shared.witness import (
+    AddCheckpointRequestError,
+    StaleSizeError,
+    WitnessRefusalError,
+    advance,
+    parse_add_checkpoint,
+)
 
 log = logging.getLogger(__name__)
+
+#: How an add-checkpoint request ends: the metric's label values, all shown from the start.
+WITNESS_OUTCOMES = (
+    "cosigned",
+    "malformed",
+    "unknown_origin",
+    "bad_signatures",
+    "stale_size",
+    "rollback",
+    "fork",
+    "bad_proof",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +75,9 @@ class CheckpointWitness:
         key: SigningKey,
         logs: Mapping[str, WitnessedLog],
         wall_clock: Callable[[], datetime] = utc_now,
+        metrics: ValidatorMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._key = key
         self._logs = dict(logs)
@@ -61,9 +88,42 @@ class CheckpointWitness:
         """The name of this witness's cosignature key: its DID."""
         return self._key.did
 
-    def add_checkpoint(self, body: str) -> str:
-        """Handle one add-checkpoint request; return the cosignature line."""
-        request = parse_add_checkpoint(body)
+    def add_checkpoint(self, body: bytes) -> str:
+        """Handle one add-checkpoint request; return the cosignature line. Each outcome is
+        counted; a fork or rollback is also logged (someone showed this witness a checkpoint
+        that a quorum signed and that contradicts one it cosigned)."""
+        try:
+            line = self._add_checkpoint(body)
+        except (AddCheckpointRequestError, NoteFormatError):
+            self._count("malformed")
+            raise
+        except UnknownOriginError:
+            self._count("unknown_origin")
+            raise
+        except CheckpointError:
+            self._count("bad_signatures")
+            raise
+        except WitnessRefusalError as refusal:
+            self._count(refusal.reason)
+            if refusal.reason in {"fork", "rollback", "bad_proof"}:
+                log.warning(
+                    "checkpoint refused as a witness",
+                    extra={"reason": refusal.reason, "known_size": refusal.known_size},
+                )
+            raise
+        self._count("cosigned")
+        return line
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.checkpoint_witnessed(outcome=outcome)
+
+    def _add_checkpoint(self, body: bytes) -> str:
+        try:
+            text = body.decode()
+        except UnicodeDecodeError as exc:
+            raise AddCheckpointRequestError("the request body is not UTF-8") from exc
+        request = parse_add_checkpoint(text)
         checkpoint = parse_checkpoint(parse_note(request.note).body)
         known_log = self._logs.get(checkpoint.origin)
         if known_log is None:

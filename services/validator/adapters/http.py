@@ -139,10 +139,7 @@ def checkpoint_router(queries: ChainQueries, witness: CheckpointWitness) -> APIR
     async def add_checkpoint(request: Request) -> Response:
         """C2SP tlog-witness: `old <size>`, consistency proof lines, a blank line and a
         checkpoint note of a known origin; answers this witness's cosignature line."""
-        try:
-            body = (await request.body()).decode()
-        except UnicodeDecodeError as exc:
-            raise ApiError(400, "malformed", "the request body is not UTF-8") from exc
+        body = await request.body()
         try:
             line = await run_in_threadpool(witness.add_checkpoint, body)
         except (AddCheckpointRequestError, NoteFormatError) as exc:

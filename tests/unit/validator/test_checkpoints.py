@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from tlog_scales.signing import Vkey
 from tlog_scales.tlog import Checkpoint as TheirCheckpoint
 
 from services.validator.adapters.http import checkpoint_router
 from services.validator.adapters.memory import MemoryChainStore
+from services.validator.adapters.metrics import PrometheusValidatorMetrics
 from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
 from services.validator.adapters.witness_store import MemoryWitnessStore, SqlWitnessStore
 from services.validator.queries import ChainQueries
@@ -50,6 +52,11 @@ class Rig:
     validator: Validator
     client: TestClient
     witness_did: str
+    registry: CollectorRegistry
+
+    def witnessed(self, outcome: str) -> float:
+        name = "careledger_validator_checkpoints_witnessed_total"
+        return self.registry.get_sample_value(name, {"outcome": outcome}) or 0.0
 
     def fill(self, blocks: int, *, cosigners: tuple[str, ...] = ("validator-2",)) -> None:
         """Seal `blocks` more blocks; feed them and the attestations of `cosigners`."""
@@ -77,17 +84,19 @@ def _rig(chain: MemoryChainStore | SqlChainStore, witnessed: object) -> Iterator
     )
     validator.restore()
     queries = ChainQueries(store=chain, validator=validator)
+    registry = CollectorRegistry()
     witness = CheckpointWitness(
         store=witnessed,  # type: ignore[arg-type]
         key=factory.keys["validator-1"],
         logs={ORIGIN: WitnessedLog.of(factory.config)},
         wall_clock=lambda: NOW,
+        metrics=PrometheusValidatorMetrics(registry),
     )
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(checkpoint_router(queries, witness))
     with TestClient(app) as client:
-        yield Rig(factory, validator, client, factory.keys["validator-1"].did)
+        yield Rig(factory, validator, client, factory.keys["validator-1"].did, registry)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -231,6 +240,18 @@ def test_add_checkpoint_refusals(rig: Rig) -> None:
     forked = rig.client.post("/v1/add-checkpoint", content=_request(new.size, [], fork))
     assert forked.status_code == 409
     assert forked.text == f"{new.size}\n"
+    counts = {
+        outcome: rig.witnessed(outcome)
+        for outcome in ("cosigned", "stale_size", "bad_proof", "bad_signatures", "rollback", "fork")
+    }
+    assert counts == {
+        "cosigned": 2,
+        "stale_size": 1,
+        "bad_proof": 1,
+        "bad_signatures": 1,
+        "rollback": 1,
+        "fork": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -244,6 +265,7 @@ def test_add_checkpoint_refusals(rig: Rig) -> None:
 def test_add_checkpoint_malformed(rig: Rig, body: bytes, status: int, reason: str) -> None:
     answer = rig.client.post("/v1/add-checkpoint", content=body)
     assert (answer.status_code, answer.json()["reason"]) == (status, reason)
+    assert rig.witnessed("malformed") == 1
 
 
 def test_add_checkpoint_of_an_unknown_origin_is_404(rig: Rig) -> None:
@@ -251,6 +273,7 @@ def test_add_checkpoint_of_an_unknown_origin_is_404(rig: Rig) -> None:
     note = other.body().decode() + "\n" + note_signature(other.body(), key_for("x")).line()
     answer = rig.client.post("/v1/add-checkpoint", content=_request(0, [], note))
     assert (answer.status_code, answer.json()["reason"]) == (404, "unknown_origin")
+    assert rig.witnessed("unknown_origin") == 1
 
 
 @pytest.mark.parametrize("old", [-1, 2**63, 2**64, 10**29])
