@@ -185,6 +185,13 @@ class ChainQueries:
             raise ProofRequestError(str(exc)) from exc
         return {"first": first, "second": second, "proof": [node.hex() for node in proof]}
 
+    def log_root_at(self, size: int) -> bytes | None:
+        """The root of this validator's log at `size` leaves (None beyond its head)."""
+        head = self._store.head()
+        if head is None or not 1 <= size <= head.tree_size:
+            return None
+        return root_at(self._store, size)
+
     def checkpoint(self) -> str:
         """`/v1/checkpoint`: the latest final head as a C2SP checkpoint note, signed by each
         genesis validator whose attestation of it carries a valid note signature (ADR 0015);

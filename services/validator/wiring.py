@@ -58,6 +58,8 @@ def build(settings: ValidatorSettings) -> FastAPI:
         key=identity.key,
         logs=logs,
         metrics=validator_metrics,
+        own_origin=origin,
+        own_root=queries.log_root_at,
     )
     loop = ValidationLoop(
         validator=validator,

@@ -1,12 +1,14 @@
 """The validator as a C2SP tlog-witness (`POST /v1/add-checkpoint`): it cosigns a checkpoint
 of a CareLedger chain it knows (its own, or one configured by its genesis) once a quorum of
 that chain's genesis validators signed it and it extends, by a verified consistency proof,
-the last checkpoint of that origin it cosigned (ADR 0015).
+the last checkpoint of that origin it cosigned (ADR 0015). For its own chain it also holds
+the log: a checkpoint whose root is not its own at that size is a fork, whatever it held.
 
 Order of checks (the spec's statuses in brackets, mapped by the HTTP adapter): the request
 parses [400]; the note parses [400]; its origin is known [404]; a quorum of the genesis
 validators signed it [403]; `old` is the held size [409]; it is not smaller [400]; the same
-size has the same root [409]; the proof verifies [422]. Only then is the new checkpoint
+size has the same root [409]; the proof verifies [422]; for our own chain, the root is ours
+at that size [409]. Only then is the new checkpoint
 stored (compare and set on the held size) and the cosignature made.
 """
 
@@ -32,6 +34,7 @@ from shared.genesis import GenesisConfig
 from shared.sources import utc_now
 from shared.witness import (
     AddCheckpointRequestError,
+    ForkError,
     StaleSizeError,
     WitnessRefusalError,
     advance,
@@ -76,7 +79,13 @@ class CheckpointWitness:
         logs: Mapping[str, WitnessedLog],
         wall_clock: Callable[[], datetime] = utc_now,
         metrics: ValidatorMetrics | None = None,
+        own_origin: str | None = None,
+        own_root: Callable[[int], bytes | None] | None = None,
     ) -> None:
+        # Our own chain: we hold its log, so a checkpoint of it must also have our root at
+        # its size (`own_root` answers None beyond our head, where we cannot say yet).
+        self._own_origin = own_origin
+        self._own_root = own_root
         self._metrics = metrics
         self._store = store
         self._key = key
@@ -136,6 +145,13 @@ class CheckpointWitness:
         )
         known = self._store.latest(checkpoint.origin)
         new = advance(known, checkpoint, old_size=request.old_size, proof=request.proof)
+        if new.origin == self._own_origin and self._own_root is not None:
+            ours = self._own_root(new.size)
+            if ours is not None and ours != new.root_hash:
+                raise ForkError(
+                    f"size {new.size} has another root in this validator's own log",
+                    known_size=0 if known is None else known.size,
+                )
         if not self._store.replace(new, note=request.note, expected_size=request.old_size):
             held = self._store.latest(checkpoint.origin)
             size = 0 if held is None else held.size

@@ -91,6 +91,8 @@ def _rig(chain: MemoryChainStore | SqlChainStore, witnessed: object) -> Iterator
         logs={ORIGIN: WitnessedLog.of(factory.config)},
         wall_clock=lambda: NOW,
         metrics=PrometheusValidatorMetrics(registry),
+        own_origin=ORIGIN,
+        own_root=queries.log_root_at,
     )
     app = FastAPI()
     install_error_handlers(app)
@@ -281,3 +283,25 @@ def test_an_old_size_out_of_range_is_malformed(rig: Rig, old: int) -> None:
     # ADR 0009's hostile integers, in the one integer of this text body.
     answer = rig.client.post("/v1/add-checkpoint", content=f"old {old}\n\nnote\n")
     assert (answer.status_code, answer.json()["reason"]) == (400, "malformed")
+
+
+def test_a_checkpoint_of_our_own_chain_must_have_our_root(rig: Rig) -> None:
+    rig.fill(2)
+    assert rig.validator.state is not None
+    size = rig.validator.state.head.tree_size - 1
+    forged = Checkpoint(ORIGIN, size, bytes(32))
+    lines = [
+        note_signature(forged.body(), rig.factory.keys[n]) for n in ("validator-2", "validator-3")
+    ]
+    note = forged.body().decode() + "\n" + "".join(line.line() for line in lines)
+    # A quorum signed it and the witness holds nothing: only our own log shows the fork.
+    answer = rig.client.post("/v1/add-checkpoint", content=_request(0, [], note))
+    assert (answer.status_code, answer.text) == (409, "0\n")
+    assert rig.witnessed("fork") == 1
+    # Beyond our head we cannot tell: the rule of the witness alone applies.
+    ahead = Checkpoint(ORIGIN, size + 100, bytes(32))
+    lines = [
+        note_signature(ahead.body(), rig.factory.keys[n]) for n in ("validator-2", "validator-3")
+    ]
+    note = ahead.body().decode() + "\n" + "".join(line.line() for line in lines)
+    assert rig.client.post("/v1/add-checkpoint", content=_request(0, [], note)).status_code == 200
