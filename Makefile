@@ -35,7 +35,9 @@ format: $(STAMP) ## apply ruff fixes and formatting
 CORE_MODULES := shared/canonical.py,shared/crypto/*,shared/envelope.py,shared/genesis.py,$\
   shared/merkle/*,shared/block.py,shared/attestation.py,shared/admission.py,shared/chain.py,$\
   shared/checkpoint.py,shared/witness.py,$\
-  shared/events/*,services/records/core/*,services/billing/core/*
+  shared/events/*,services/records/core/*,services/billing/core/*,$\
+  services/sealer/core/ingest.py,careledger/client/event.py,careledger/client/receipt.py,$\
+  careledger/client/errors.py
 
 system-tools: ## the Debian tools the suite runs for real (prometheus, promtool, chromium)
 	@.ci/system-tools

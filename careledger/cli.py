@@ -17,12 +17,12 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from careledger import billing, credential
+from careledger.client import ReceiptClient, complete_event, produce_event
 from careledger.devchain import ensure_dev_chain, generate_key
-from careledger.publish import PublishError, complete_event, produce_event
 from careledger.supervisor import readiness
 from careledger.topology import BROKER_PORT, default_services
 from careledger.up import UpOptions, run_up, stdout_console
-from careledger.verify import chain_lines, fetch_receipt, verify_lines
+from careledger.verify import chain_lines, verify_lines
 from careledger.witness import witness_round
 from shared.block import Block
 from shared.errors import CareLedgerError, VerificationError
@@ -250,9 +250,9 @@ def proof(
     """Fetch the inclusion proof of an event against the final head and verify it (sealer
     signature, quorum of genesis validators, Merkle path); exit 1 with evidence otherwise."""
     _, config = read_genesis_file(genesis)
-    with httpx.Client(timeout=10.0) as client:
+    with ReceiptClient(validator, genesis=config) as receipts:
         try:
-            receipt = fetch_receipt(validator, source, event_id, genesis=config, client=client)
+            receipt = receipts.fetch(source, event_id)
         except VerificationError as fault:
             typer.echo(json.dumps({"verified": False, "fault": fault.evidence()}))
             raise typer.Exit(1) from fault
@@ -337,6 +337,6 @@ def main() -> None:
     """Entry point: domain errors become one clear line and exit code 2, not a traceback."""
     try:
         app()
-    except (CareLedgerError, PublishError) as exc:
+    except CareLedgerError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         sys.exit(2)

@@ -29,7 +29,13 @@ def default_services(
         ServiceSpec("identity", "services.identity", 8101 + port_offset),
         ServiceSpec("records", "services.records", 8102 + port_offset),
         ServiceSpec("billing", "services.billing", 8103 + port_offset),
-        ServiceSpec("sealer", "services.sealer", 8104 + port_offset),
+        ServiceSpec(
+            "sealer",
+            "services.sealer",
+            8104 + port_offset,
+            # The HTTP ingest's 202 points at validator-1 for the receipt (ADR 0016).
+            (("CARELEDGER_INGEST_RECEIPT_URL", f"http://127.0.0.1:{8111 + port_offset}"),),
+        ),
     ]
     specs += [
         ServiceSpec(

@@ -6,7 +6,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,8 +88,14 @@ def run_up(options: UpOptions, console: Console) -> int:
         f"kept; {'wrote a new' if chain.created_genesis else 'kept the'} genesis; "
         f"{'wrote a new' if chain.created_pseudonym_key else 'kept the'} pseudonym key"
     )
+    services = [
+        spec
+        for spec in default_services(port_offset=options.port_offset)
+        if not options.only or spec.name in options.only
+    ]
     env = child_environment(
         {
+            **one_box_defaults(services, os.environ),
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "CARELEDGER_DATA_DIR": str(options.data_dir.resolve()),
             "CARELEDGER_LOG_FORMAT": options.log_format,
@@ -97,11 +103,6 @@ def run_up(options: UpOptions, console: Console) -> int:
             "CARELEDGER_INPUT_PARTITIONS": str(options.input_partitions),
         }
     )
-    services = [
-        spec
-        for spec in default_services(port_offset=options.port_offset)
-        if not options.only or spec.name in options.only
-    ]
     supervisor = Supervisor(services, env=env, sink=log.line, announce=log.announce)
     supervisor.start_all()
     try:
@@ -127,6 +128,25 @@ def run_up(options: UpOptions, console: Console) -> int:
         suffix = f" (killed: {', '.join(killed)})" if killed else ""
         log.announce(f"stopped in {time.monotonic() - started:.1f} s{suffix}")
     return 0
+
+
+#: The sealer's verify pool size (ADR 0010).
+VERIFY_WORKERS_ENV = "CARELEDGER_SEALER_VERIFY_WORKERS"
+
+
+def one_box_defaults(services: Sequence[ServiceSpec], environ: Mapping[str, str]) -> dict[str, str]:
+    """Settings for services that share this box, unless the environment names its own.
+
+    With the sealer and validators on one box, the sealer checks signatures in process
+    (1 verify worker): a pool would move the checks to processes competing for the very cores
+    the validators need, and add its IPC (ADR 0010, amended 2026-12-04: 182 against 238 µs of
+    CPU per event, workers included, in the one-box pipeline bench)."""
+    names = {spec.name for spec in services}
+    if VERIFY_WORKERS_ENV in environ or "sealer" not in names:
+        return {}
+    if not any(name.startswith("validator-") for name in names):
+        return {}
+    return {VERIFY_WORKERS_ENV: "1"}
 
 
 def _table(services: Sequence[ServiceSpec], states: dict[str, str]) -> Table:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic
 
@@ -19,7 +19,12 @@ from services.records.core.access import ReadDecision, decide_read, may_break_gl
 from services.records.core.envelope import Envelope, envelope_document
 from services.records.core.fhir import patient_bundle
 from services.records.core.model import AccessEntry, RecordHead, RecordVersion, SealedMark
-from services.records.errors import ConsentRequiredError, ErasedError, ForbiddenError
+from services.records.errors import (
+    ConsentRequiredError,
+    ErasedError,
+    ForbiddenError,
+    NotFoundError,
+)
 from services.records.ledger import Access, RecordsLedger
 from services.records.ports import AuditTrail, ChainView, ConsentBook, RecordVault, TxT
 from services.records.service import consent_view
@@ -73,12 +78,16 @@ class RecordReader(Generic[TxT]):
         *,
         version: int | None = None,
         purpose: Purpose | None = None,
+        resource_type: str | None = None,
     ) -> dict[str, Any]:
-        """A version (the latest by default) if allowed; a refusal is audited, then 403."""
+        """A version (the latest by default) if allowed; a refusal is audited, then 403.
+        With `resource_type`, a record of another type is not found (and nothing audited)."""
         now = self._clock()
         with self._uow.transaction() as tx:
             self._vault.lock(tx)
             head = self._ledger.live_head(record_id, tx)
+            if resource_type is not None and head.resource_type != resource_type:
+                raise NotFoundError(f"no such {resource_type[:64]}")
             decision = self._decide(tx, head, caller, purpose, now)
             if decision.allowed:
                 stored = self._ledger.version(head, version, tx)
@@ -152,6 +161,67 @@ class RecordReader(Generic[TxT]):
         if answer is None:
             raise ConsentRequiredError(_REFUSED)
         return answer
+
+    def search(
+        self,
+        caller: str,
+        resource_type: str,
+        *,
+        patient: str | None = None,
+        record_ids: Sequence[str] | None = None,
+        offset: int = 0,
+        count: int = 50,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Reads of the live records of `resource_type` that match: the patient's (by
+        pseudonym) and/or those of `record_ids`, oldest first, `count` of them from `offset`.
+
+        Each is decided and audited exactly as `read` does, in one transaction: an allowed one
+        is disclosed and in the answer, a refused one is audited as a denied read and left
+        out. Returns (the reads, whether more records match beyond this page).
+        """
+        now = self._clock()
+        with self._uow.transaction() as tx:
+            self._vault.lock(tx)
+            if patient is not None:
+                heads = list(self._vault.records_of(patient, tx))
+            else:
+                found = (self._vault.head(record_id, tx) for record_id in record_ids or ())
+                heads = [head for head in found if head is not None]
+            wanted = None if record_ids is None else set(record_ids)
+            matching = [
+                head
+                for head in heads
+                if head.resource_type == resource_type
+                and not head.erased
+                and (wanted is None or head.record_id in wanted)
+            ]
+            answers = []
+            for head in matching[offset : offset + count]:
+                decision = self._decide(tx, head, caller, None, now)
+                if decision.allowed:
+                    stored = self._ledger.version(head, None, tx)
+                    answers.append(
+                        self._disclose(tx, head, stored, decision=decision, caller=caller, now=now)
+                    )
+                else:
+                    self._refuse(tx, head, decision, caller, now)
+        self._notify()
+        return answers, len(matching) > offset + count
+
+    def patient_of(self, record_id: str) -> str | None:
+        """The pseudonym of the patient a Patient record is about (None if there is none):
+        how a FHIR search by `patient=Patient/<id>` finds whose records it means."""
+        head = self._vault.head(record_id)
+        return head.patient if head is not None and head.resource_type == "Patient" else None
+
+    def pseudonym(self, did: str) -> str:
+        """A patient's pseudonym, the only form of a patient the store knows."""
+        return self._ledger.pseudonym(did)
+
+    @property
+    def source(self) -> str:
+        """The `source` of the service's events (and the observer of every access)."""
+        return self._ledger.source
 
     # --- the patient's own views --------------------------------------------------------------
 

@@ -89,48 +89,40 @@ class RecordsService(Generic[TxT]):
         self, caller: str, *, patient: str, resource: Mapping[str, Any]
     ) -> dict[str, Any]:
         """A practitioner writes version 1 of a record for a registered patient."""
-        record_id = self._new_id()
-        stored = validate_resource(resource, record_id=record_id, version=1)
-        pseudonym = self._ledger.pseudonym(patient)
+        answer, _ = self.create_records(caller, [(patient, resource)], [self._new_id()])[0]
+        return answer
+
+    def new_record_ids(self, count: int) -> list[str]:
+        """Fresh record ids, for a caller that must know them before it builds the resources
+        (a FHIR transaction resolves its references to them)."""
+        return [self._new_id() for _ in range(count)]
+
+    def create_records(
+        self,
+        caller: str,
+        records: Sequence[tuple[str, Mapping[str, Any]]],
+        record_ids: Sequence[str],
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Version 1 of each (patient DID, resource), all in one transaction: all or none.
+        `record_ids` come from `new_record_ids` (or `new_id`). Returns, per record, the
+        answer and the resource as stored."""
+        stored = [
+            validate_resource(resource, record_id=record_id, version=1)
+            for (_, resource), record_id in zip(records, record_ids, strict=True)
+        ]
         now = self._clock()
+        written: list[tuple[RecordHead, RecordVersion, RecordsEvent]] = []
         with self._uow.transaction() as tx:
             self._vault.lock(tx)
             require_practitioner(self._chain.practitioner(caller, tx), now, "write records")
-            if not self._chain.patient_registered(pseudonym, tx):
-                raise NotFoundError("no registered patient with this DID (or not sealed yet)")
-            data_key, custody, salt = self._cipher.new_keys()
-            head = RecordHead(
-                record_id=record_id,
-                patient=pseudonym,
-                author=caller,
-                resource_type=str(stored["resourceType"]),
-                version=1,
-                created_at=now,
-                custody_key=custody,
-                salt=salt,
-            )
-            sealed = self._cipher.encrypt(
-                stored,
-                data_key=data_key,
-                salt=salt,
-                head=head,
-                version=1,
-                author=caller,
-                created_at=now,
-                event_id=self._ledger.event_id(now),
-            )
-            event = self._announce(tx, RecordCreated, head, sealed.version, now)
-            self._vault.add_record(tx, head, sealed.version)
-            wraps: list[WrappedKey] = self._cipher.wraps(head, [patient, caller], data_key=data_key)
-            for consent in self._consents.consents_of(pseudonym, tx):
-                if consent.in_force(now) and consent.covers(head.resource_type):
-                    wraps += self._cipher.wraps(
-                        head, [consent.grantee], data_key=data_key, consent_id=consent.consent_id
-                    )
-            self._vault.add_wraps(tx, wraps)
-        self._ledger.metrics.written(head.resource_type, created=True)
-        self._committed("record created", event)
-        return self._written(head, sealed.version, event)
+            for (patient, _), resource in zip(records, stored, strict=True):
+                written.append(self._create(tx, caller, patient, resource, now))
+        answers = []
+        for (head, version, event), resource in zip(written, stored, strict=True):
+            self._ledger.metrics.written(head.resource_type, created=True)
+            self._committed("record created", event)
+            answers.append((self._written(head, version, event), resource))
+        return answers
 
     def update_record(
         self,
@@ -298,6 +290,45 @@ class RecordsService(Generic[TxT]):
         }
 
     # --- internals --------------------------------------------------------------------------
+
+    def _create(
+        self, tx: TxT, caller: str, patient: str, stored: dict[str, Any], now: datetime
+    ) -> tuple[RecordHead, RecordVersion, RecordsEvent]:
+        pseudonym = self._ledger.pseudonym(patient)
+        if not self._chain.patient_registered(pseudonym, tx):
+            raise NotFoundError("no registered patient with this DID (or not sealed yet)")
+        record_id = str(stored["id"])
+        data_key, custody, salt = self._cipher.new_keys()
+        head = RecordHead(
+            record_id=record_id,
+            patient=pseudonym,
+            author=caller,
+            resource_type=str(stored["resourceType"]),
+            version=1,
+            created_at=now,
+            custody_key=custody,
+            salt=salt,
+        )
+        sealed = self._cipher.encrypt(
+            stored,
+            data_key=data_key,
+            salt=salt,
+            head=head,
+            version=1,
+            author=caller,
+            created_at=now,
+            event_id=self._ledger.event_id(now),
+        )
+        event = self._announce(tx, RecordCreated, head, sealed.version, now)
+        self._vault.add_record(tx, head, sealed.version)
+        wraps: list[WrappedKey] = self._cipher.wraps(head, [patient, caller], data_key=data_key)
+        for consent in self._consents.consents_of(pseudonym, tx):
+            if consent.in_force(now) and consent.covers(head.resource_type):
+                wraps += self._cipher.wraps(
+                    head, [consent.grantee], data_key=data_key, consent_id=consent.consent_id
+                )
+        self._vault.add_wraps(tx, wraps)
+        return head, sealed.version, event
 
     def _announce(
         self,

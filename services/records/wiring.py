@@ -7,11 +7,13 @@ import os
 from fastapi import FastAPI
 
 from services.records import __version__
+from services.records.adapters.fhir_http import fhir_router
 from services.records.adapters.http import records_router
 from services.records.adapters.metrics import PrometheusRecordsMetrics
 from services.records.adapters.sql import SqlRecordsStore, migrate_records_store
 from services.records.cipher import RecordCipher
 from services.records.config import RecordsSettings
+from services.records.fhir_face import FhirFace
 from services.records.following import ChainFollowing
 from services.records.ledger import RecordsLedger
 from services.records.reading import RecordReader
@@ -92,6 +94,9 @@ def build(settings: RecordsSettings) -> FastAPI:
         registry=metrics.registry,
     )
     authenticator = wire_authenticator(settings, database, metrics)
+    face = FhirFace(
+        service=service, reader=reader, clock=utc_now, new_id=new_random_id, version=__version__
+    )
     return service_app(
         settings,
         version=__version__,
@@ -99,7 +104,10 @@ def build(settings: RecordsSettings) -> FastAPI:
         database=database,
         metrics=metrics,
         components=[outbox.component, follower],
-        routers=[records_router(service, reader, authenticator)],
+        routers=[
+            records_router(service, reader, authenticator),
+            fhir_router(face, authenticator),
+        ],
     )
 
 

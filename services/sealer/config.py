@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from services.sealer.core.cut import CutPolicy
+from shared.envelope import MAX_EVENT_BYTES
 from shared.runtime.settings import ServiceSettings
 
 #: More verify workers than this buys nothing a sealer could use (one thread admits).
@@ -38,6 +39,13 @@ class SealerSettings(ServiceSettings):
     #: Processes checking event signatures (CARELEDGER_SEALER_VERIFY_WORKERS; ADR 0010): by
     #: default one per core this process may run on; 1 checks them in process, no pool.
     sealer_verify_workers: int = Field(default_factory=usable_cores, ge=1, le=MAX_VERIFY_WORKERS)
+
+    #: The HTTP ingest's only body is one event: the app-wide body limit is the envelope's
+    #: (64 KiB), so a larger request is refused before it is read (CARELEDGER_MAX_REQUEST_BYTES).
+    max_request_bytes: int = Field(default=MAX_EVENT_BYTES, ge=4096, le=16 * 1024 * 1024)
+    #: Where the ingest's 202 points for the receipt: a validator's base URL
+    #: (CARELEDGER_INGEST_RECEIPT_URL; `careledger up` sets validator-1's).
+    ingest_receipt_url: str = Field(default="http://127.0.0.1:8111", pattern=r"^https?://\S+$")
 
     def cut_policy(self) -> CutPolicy:
         """The block-cutting limits these settings name."""

@@ -38,3 +38,7 @@ class SealerStopped(SealerError):  # noqa: N818 - a signal, not a failure
 
 class GenesisMismatchError(SealerError):
     """The stored chain was started from another genesis than the configured one."""
+
+
+class IngestUnavailableError(SealerError):
+    """The HTTP ingest cannot check events now: no chain state yet (a standby, or starting)."""

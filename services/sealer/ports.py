@@ -9,6 +9,7 @@ from typing import Protocol
 from shared.admission import DedupKey
 from shared.block import Block, PartitionKey
 from shared.chain import ChainState
+from shared.outbox import OutboxMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +124,14 @@ class SealerMetrics(Protocol):
 
     def leading(self, holds_lease: bool) -> None:
         """Whether this sealer is the chain's writer (False: standby)."""
+
+
+class EventQueue(Protocol):
+    """Where the HTTP ingest puts an accepted event: durably, before it answers 202 (a
+    transactional outbox the relay drains to Kafka)."""
+
+    def enqueue(self, message: OutboxMessage) -> bool:
+        """Store `message` for publication; True if stored now, False if the same bytes
+        under the same `(source, id)` were stored before (a retried post). Raises
+        `DuplicateEventError` if another event holds that `(source, id)`."""
+        ...

@@ -10,14 +10,21 @@ from fastapi import FastAPI
 
 from services.sealer import __version__
 from services.sealer.adapters.component import SealingComponent
+from services.sealer.adapters.http import ingest_router
+from services.sealer.adapters.ingest_outbox import OutboxEventQueue
 from services.sealer.adapters.kafka import KafkaEventSource, KafkaLedgerPublisher
 from services.sealer.adapters.metrics import PrometheusSealerMetrics
 from services.sealer.adapters.sql import SqlChainStore, migrate_sealer
 from services.sealer.config import SealerSettings
+from services.sealer.ingest import EventIngest
+from services.sealer.seen import StoredSeenEvents
 from services.sealer.service import Sealer
+from shared.admission import SignerRegistry
 from shared.runtime.app import service_app
+from shared.runtime.auth import wire_authenticator
 from shared.runtime.identity import ServiceIdentity, load_identity
 from shared.runtime.metrics import ConsumerLagMetrics, ServiceMetrics
+from shared.runtime.outbox import OutboxWiring, wire_outbox
 from shared.runtime.server import request_exit, run_service
 from shared.runtime.signature_pool import SignaturePool
 from shared.store import Database, open_database
@@ -70,19 +77,48 @@ def build_component(
     )
 
 
+def build_ingest(
+    settings: SealerSettings,
+    *,
+    sealer: Sealer,
+    database: Database,
+    outbox: OutboxWiring,
+) -> EventIngest:
+    """The HTTP ingest (ADR 0016): checked against the sealing loop's last chain state,
+    queued in the outbox of the sealer's own database."""
+
+    def registry() -> SignerRegistry | None:
+        state = sealer.state  # one read: the loop replaces the immutable state whole
+        return None if state is None else state.registry
+
+    return EventIngest(
+        queue=OutboxEventQueue(database=database, outbox=outbox.writer),
+        registry=registry,
+        seen=StoredSeenEvents(SqlChainStore(database=database)),
+        notify=outbox.relay.notify,
+        receipt_base=settings.ingest_receipt_url,
+    )
+
+
 def build(settings: SealerSettings) -> FastAPI:
     identity = load_identity(settings, role="sealer", dids=lambda genesis: {genesis.sealer})
     database = open_database(settings.resolved_database_url)
     metrics = ServiceMetrics(service="sealer", instance=settings.instance_name, version=__version__)
     component = build_component(settings, identity=identity, database=database, metrics=metrics)
-    return service_app(
+    outbox = wire_outbox(settings, database, metrics)
+    authenticator = wire_authenticator(settings, database, metrics)
+    ingest = build_ingest(settings, sealer=component.sealer, database=database, outbox=outbox)
+    app = service_app(
         settings,
         version=__version__,
         identity=identity,
         database=database,
         metrics=metrics,
-        components=[component],
+        components=[component, outbox.component],
+        routers=[ingest_router(ingest)],
     )
+    authenticator.install(app)
+    return app
 
 
 def main() -> None:

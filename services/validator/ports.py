@@ -105,9 +105,12 @@ class ChainStore(Protocol):
         """`shared.merkle.SubtreeReader`: the perfect-subtree hashes, stored or recomputed
         from stored leaves, in a bounded number of reads (two at most for the SQL store)."""
 
-    def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
+    def add_attestation(
+        self, attestation: Attestation, *, offset: int | None, final: bool = False
+    ) -> bool:
         """Store a verified attestation (False if it was stored already); `offset` is its
-        `ledger.attestations` position."""
+        `ledger.attestations` position. With `final`, its height is marked final in the same
+        transaction (the attestation completes the quorum; see `mark_final`)."""
 
     def attestations_at(self, height: int) -> list[Attestation]:
         """Every stored attestation of `height`."""

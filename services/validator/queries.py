@@ -60,18 +60,26 @@ class ChainQueries:
         return self._origin
 
     def head(self) -> dict[str, Any]:
-        """`/v1/head`: the last verified block, the final height, and any pending fault."""
-        head = self._store.head()
-        if head is None:
-            fault = self._validator.fault
-            raise NoChainYetError("no block verified yet" + (f": {fault}" if fault else ""))
+        """`/v1/head`: the last verified block, the final height, and any pending fault.
+        From the loop's `head_view` (no store read) once it has one."""
+        view = self._validator.head_view
+        if view is not None:
+            head, final_height = view.header, view.final_height
+            attestations = [a.model_dump(mode="json") for a in view.attestations]
+        else:
+            stored = self._store.head()
+            if stored is None:
+                fault = self._validator.fault
+                raise NoChainYetError("no block verified yet" + (f": {fault}" if fault else ""))
+            head, final_height = stored, self._store.final_height()
+            attestations = self._attestations(stored.height)
         body: dict[str, Any] = {
             "height": head.height,
             "block_hash": head.block_hash,
             "tree_size": head.tree_size,
             "log_root": head.log_root,
-            "final_height": self._store.final_height(),
-            "attestations": self._attestations(head.height),
+            "final_height": final_height,
+            "attestations": attestations,
         }
         fault = self._validator.fault
         if fault is not None:

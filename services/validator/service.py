@@ -7,10 +7,13 @@ restored from the stored state. A refused block is kept as evidence and the head
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -93,6 +96,45 @@ class NullValidatorMetrics:
         pass
 
 
+#: How many of the newest heights `Validator` keeps in memory (header and attestations), so
+#: that the peers' attestations of a new block cost no read. Older heights are read.
+RECENT_HEIGHTS = 256
+
+
+@dataclass(slots=True)
+class _Height:
+    """What the store holds for one height: its block's header (None before the block) and
+    its attestations."""
+
+    header: StoredHeader | None
+    attestations: list[Attestation]
+
+
+class _Final:
+    """`Validator._finality`: the quorum attests our block."""
+
+
+_FINAL = _Final()
+
+
+@dataclass(frozen=True, slots=True)
+class _Conflict:
+    """`Validator._finality`: a quorum conflict, with the alarm's evidence."""
+
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HeadView:
+    """What `/v1/head` shows: the verified head, the final height and the head's
+    attestations. The loop replaces it after every change it stores; HTTP threads read it
+    instead of querying the store (monitors poll the head several times a second)."""
+
+    header: StoredHeader
+    final_height: int | None
+    attestations: tuple[Attestation, ...]
+
+
 class Validator:
     """The validation loop's use cases. One thread drives it (the Kafka adapter)."""
 
@@ -123,6 +165,15 @@ class Validator:
         self._state: ChainState | None = None
         self._faults = FaultBoard()
         self._rewound_at: int | None = None  # the head at the last MissingBlocksError
+        #: The newest heights' stored headers and attestations (`_height`).
+        self._recent: OrderedDict[int, _Height] = OrderedDict()
+        self._final_height: int | None = None
+        self._head_view: HeadView | None = None
+
+    @property
+    def head_view(self) -> HeadView | None:
+        """The head as last stored (None before the first block)."""
+        return self._head_view
 
     @property
     def genesis(self) -> GenesisConfig:
@@ -141,16 +192,19 @@ class Validator:
 
     def restore(self) -> None:
         """Resume from the store: its chain state, and the last fault still pending."""
+        self._recent.clear()
         self._state = self._store.state()
         head = -1 if self._state is None else self._state.head.height
         latest = self._store.refusals(limit=1)
         if latest:
             self._faults.restore(_fault_of(latest[0]), head=head)
+        self._final_height = None
         if self._state is not None:
             self._metrics.block_verified(height=head, events=0, seconds=0.0)
-            final = self._store.final_height()
-            if final is not None:
-                self._metrics.finalized(height=final)
+            self._final_height = self._store.final_height()
+            if self._final_height is not None:
+                self._metrics.finalized(height=self._final_height)
+        self._show_head()
 
     def audit(self) -> None:
         """Re-verify every stored block from genesis, as an offline auditor would, and check
@@ -394,6 +448,10 @@ class Validator:
         stored: Attestation | None = None,
         header: StoredHeader | None = None,
     ) -> Attestation:
+        """Publish our attestation of `block` (`stored` with it already, or signed and stored
+        now) and see whether its height became final; `header` is the block's stored header
+        when the caller just stored it."""
+        height = block.header.height
         attestation = stored
         if attestation is None:
             attestation = sign_attestation(
@@ -401,13 +459,22 @@ class Validator:
             )
             self._store.add_attestation(attestation, offset=None)
         self._publisher.publish(attestation)
-        self._update_finality(block.header.height, known=header)
+        # A block just stored has a new header, and its attestations (ours, and any that
+        # came before it) were written without passing through the cache: read them once.
+        self._recent.pop(height, None)
+        known = self._height(height, header=header)
+        decision = self._finality(known, known.attestations)
+        if decision is _FINAL:
+            self._store.mark_final(height)
+        self._settle(known, decision)
+        self._show_head()
         return attestation
 
     # --- attestations ----------------------------------------------------------------
 
     def receive_attestation(self, raw: bytes, *, offset: int | None = None) -> bool:
-        """Verify and store one `ledger.attestations` message; True if it was new."""
+        """Verify and store one `ledger.attestations` message; True if it was new. When it
+        completes the quorum, the height is marked final in the same transaction."""
         try:
             attestation = Attestation.model_validate_json(raw)
             verify_attestation(
@@ -415,7 +482,8 @@ class Validator:
                 chain_id=self._genesis.chain_id,
                 validators=self._genesis.validators,
             )
-            stored = self._store.header_at(attestation.height)
+            known = self._height(attestation.height)
+            stored = known.header
             if stored is not None and stored.block_hash == attestation.block_hash:
                 check_describes(
                     attestation,
@@ -433,49 +501,97 @@ class Validator:
             self._metrics.attestation_refused(reason=reason)
             log.warning("attestation refused", extra={"reason": reason})
             return False
-        added = self._store.add_attestation(attestation, offset=offset)
+        duplicate = any(
+            held.validator == attestation.validator and held.block_hash == attestation.block_hash
+            for held in known.attestations
+        )
+        decision = None if duplicate else self._finality(known, [*known.attestations, attestation])
+        added = self._store.add_attestation(attestation, offset=offset, final=decision is _FINAL)
         if stored is not None and stored.block_hash != attestation.block_hash:
             log.error(
                 "a validator attests another block than ours",
                 extra={"height": attestation.height, "validator": attestation.validator},
             )
         if added:
-            # Read before the attestation was stored: nothing else marks blocks final (one
-            # thread drives this loop), so its `final` flag is still current.
-            self._update_finality(attestation.height, known=stored)
+            known.attestations.append(attestation)
+            self._settle(known, decision)
+            head = self._head_view
+            at_head = head is not None and head.header.height == attestation.height
+            if decision is _FINAL or at_head:
+                self._show_head()
         return added
 
-    def _update_finality(self, height: int, *, known: StoredHeader | None = None) -> None:
-        """Mark `height` final if its attestations reach the quorum; `known` is its stored
-        header when the caller has it (the block it just stored), sparing a read."""
-        stored = known if known is not None else self._store.header_at(height)
+    def _height(self, height: int, *, header: StoredHeader | None = None) -> _Height:
+        """The stored header and attestations of `height`: from memory for the newest heights
+        (this loop is the store's only writer, and keeps them current), else read from the
+        store (`header`, when the caller has it, spares that read)."""
+        known = self._recent.get(height)
+        if known is not None:
+            self._recent.move_to_end(height)
+            return known
+        if header is None:
+            header = self._store.header_at(height)
+        known = _Height(header, self._store.attestations_at(height))
+        self._recent[height] = known
+        if len(self._recent) > RECENT_HEIGHTS:
+            self._recent.popitem(last=False)
+        return known
+
+    def _finality(
+        self, known: _Height, attestations: list[Attestation]
+    ) -> _Final | _Conflict | None:
+        """Whether these attestations make `known`'s block final (`_FINAL`), show a
+        conflicting quorum (the alarm to raise), or neither (None)."""
+        stored = known.header
         if stored is None or stored.final:
-            return
+            return None
         try:
             final = final_block_hash(
-                self._store.attestations_at(height),
-                height=height,
+                attestations,
+                height=stored.height,
                 quorum=self._genesis.quorum,
                 validators=self._genesis.validators,
             )
         except FinalityConflictError as exc:
-            self._alarm(FINALITY_CONFLICT, height, _jsonable(exc.evidence()))
-            return
+            return _Conflict(_jsonable(exc.evidence()))
         if final is None:
-            return
+            return None
         if final != stored.block_hash:
-            evidence = {
-                "message": "the quorum finalised another block than ours",
-                "expected": stored.block_hash,
-                "computed": final,
-                "height": height,
-            }
-            self._alarm(FINALITY_CONFLICT, height, evidence)
+            return _Conflict(
+                {
+                    "message": "the quorum finalised another block than ours",
+                    "expected": stored.block_hash,
+                    "computed": final,
+                    "height": stored.height,
+                }
+            )
+        return _FINAL
+
+    def _settle(self, known: _Height, decision: _Final | _Conflict | None) -> None:
+        """After the store took it: report what `_finality` decided."""
+        stored = known.header
+        if decision is None or stored is None:
             return
-        self._store.mark_final(height)
-        self._metrics.finalized(height=height)
+        if isinstance(decision, _Conflict):
+            self._alarm(FINALITY_CONFLICT, stored.height, decision.evidence)
+            return
+        known.header = dataclasses.replace(stored, final=True)
+        self._final_height = max(stored.height, self._final_height or 0)
+        self._metrics.finalized(height=stored.height)
         waited = self._wall_clock() - parse_timestamp(stored.sealed_at)
         self._metrics.sealed_to_final(seconds=max(0.0, waited.total_seconds()))
+
+    def _show_head(self) -> None:
+        """Replace `head_view` with the head as stored now."""
+        if self._state is None:
+            self._head_view = None
+            return
+        known = self._height(self._state.head.height)
+        if known.header is None:  # pragma: no cover - the state's head block is stored
+            raise RuntimeError(f"no stored block at the head {self._state.head.height}")
+        # In the store's order (`attestations_at`), so both answers are the same.
+        held = sorted(known.attestations, key=lambda a: (a.validator, a.block_hash))
+        self._head_view = HeadView(known.header, self._final_height, tuple(held))
 
     def _alarm(self, reason: str, height: int, evidence: dict[str, Any]) -> None:
         self._report(Fault(reason, height, evidence), reason)

@@ -7,6 +7,9 @@ waits until all 3 validators report a final block covering it, so the system is 
 settled, not mid-backlog. VmRSS and VmHWM (peak) of the sealer and of each validator are read
 at a tenth of the total (100 k) and at the total (1 M; 50 k in a `--quick` run, or
 CARELEDGER_BENCH_MEMORY_EVENTS), and `rss_growth_<process>` is their ratio (target <= 1.2).
+The sealer's verify workers (child processes, ADR 0010) are measured too: their VmRSS summed
+as `rss_mib_at_<mark>_sealer_children` (pages they share count once per worker: an upper
+bound) and `rss_growth_sealer_children`.
 Signing happens chunk by chunk, before each chunk's produce, so the bench's own memory stays
 small.
 
@@ -30,6 +33,7 @@ from shared.kafka import KafkaSettings
 from shared.keystore import read_key_file
 from tests.bench.bench_pipeline import (
     Validators,
+    descendants,
     produce_all,
     service_pids,
     signed_events,
@@ -51,6 +55,18 @@ def memory_kib(pid: int) -> dict[str, int]:
         if name in ("VmRSS", "VmHWM"):
             out[name] = int(value.split()[0])
     return out
+
+
+def children_rss_kib(pid: int) -> int:
+    """VmRSS summed over the live processes below `pid` (the sealer's verify workers): an
+    upper bound, as pages they share with each other count once per process."""
+    total = 0
+    for child in descendants(pid):
+        try:
+            total += memory_kib(child).get("VmRSS", 0)
+        except OSError:
+            continue
+    return total
 
 
 def main(run: BenchRun | None = None) -> dict[str, object]:
@@ -91,6 +107,9 @@ def main(run: BenchRun | None = None) -> dict[str, object]:
                         memory = memory_kib(pid)
                         results[f"rss_mib_at_{label}_{name}"] = _mib(memory["VmRSS"])
                         results[f"peak_rss_mib_at_{label}_{name}"] = _mib(memory["VmHWM"])
+                        children = children_rss_kib(pid)
+                        if children:
+                            results[f"rss_mib_at_{label}_{name}_children"] = _mib(children)
             results["final_events_per_s_overall"] = round(total / (time.perf_counter() - started))
         finally:
             if system.process.poll() is None:
@@ -102,6 +121,10 @@ def main(run: BenchRun | None = None) -> dict[str, object]:
     for name in _WATCHED:
         first = results.get(f"rss_mib_at_first_mark_{name}")
         last = results.get(f"rss_mib_at_total_{name}")
+        first_below = results.get(f"rss_mib_at_first_mark_{name}_children")
+        last_below = results.get(f"rss_mib_at_total_{name}_children")
+        if isinstance(first_below, float) and isinstance(last_below, float) and first_below:
+            results[f"rss_growth_{name}_children"] = round(last_below / first_below, 3)
         if isinstance(first, float) and isinstance(last, float) and first:
             results[f"rss_growth_{name}"] = round(last / first, 3)
     return results

@@ -98,7 +98,7 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric(
         "pipeline_final_events_per_s",
-        "one-box pipeline, final at quorum (sustainable rate)",
+        "one-box pipeline, final at quorum (a burst drained)",
         "events/s",
         "pipeline",
         "pipeline_over_ceiling",
@@ -129,6 +129,14 @@ METRICS: tuple[Metric, ...] = (
         "pipeline ÷ raw",
     ),
     Metric(
+        "pipeline_sustainable_events_per_s",
+        "sustainable rate: the highest steady offered load kept up with",
+        "events/s",
+        "pipeline",
+        "pipeline_sustainable_over_burst",
+        "of the burst rate",
+    ),
+    Metric(
         "latency_offered_events_per_s",
         "offered load for the latency (50 % of sustainable)",
         "events/s",
@@ -144,7 +152,7 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric(
         "cpu_us_per_event_sealer",
-        "sealer CPU per event in the pipeline",
+        "sealer CPU per event in the pipeline (with its verify workers)",
         "µs",
         "pipeline",
         VERIFY,
@@ -190,6 +198,15 @@ METRICS: tuple[Metric, ...] = (
             sizes=" ({events_total:,} events; a tenth: {events_first_mark:,})",
         )
         for name in ("sealer", "validator-1", "validator-2", "validator-3")
+    ),
+    Metric(
+        "rss_mib_at_total_sealer_children",
+        "sealer's verify workers, RSS summed, at the end of the memory run",
+        "MiB",
+        "memory",
+        "rss_growth_sealer_children",
+        "x RSS at a tenth",
+        _MEMORY,
     ),
 )
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from careledger.broker import port_open
-from careledger.publish import complete_event
+from careledger.client import complete_event
 from careledger.topology import BROKER_PORT, default_services
 from shared.crypto import SigningKey
 

@@ -17,11 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from careledger.client import Receipt, complete_event, fetch_receipt, produce_event
 from careledger.devchain import generate_key
-from careledger.publish import complete_event, produce_event
-from careledger.receipt import Receipt
 from careledger.topology import default_services
-from careledger.verify import fetch_receipt
 from services.billing.core.events import billing_source, sign_billing_event
 from shared.auth import bearer_headers
 from shared.block import format_timestamp

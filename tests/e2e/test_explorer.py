@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from careledger.publish import produce_event
+from careledger.client import produce_event
 from careledger.topology import BROKER_PORT, default_services
 from shared.canonical import canonicalize
 from shared.kafka import KafkaSettings

@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from careledger.client import complete_event, fetch_receipt, produce_event
 from careledger.devchain import generate_key
-from careledger.publish import complete_event, produce_event
 from careledger.topology import BROKER_PORT, default_services
-from careledger.verify import fetch_receipt
 from shared.auth import bearer_headers
 from shared.credentials import add_proof
 from shared.crypto import SigningKey

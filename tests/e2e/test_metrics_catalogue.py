@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from careledger.publish import complete_event, produce_event
+from careledger.client import complete_event, produce_event
 from careledger.topology import BROKER_PORT, default_services
 from shared.kafka import KafkaSettings
 from shared.keystore import read_key_file

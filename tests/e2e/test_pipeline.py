@@ -12,10 +12,9 @@ import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from careledger.client import complete_event, fetch_receipt, produce_event
 from careledger.devchain import generate_key
-from careledger.publish import complete_event, produce_event
 from careledger.topology import BROKER_PORT, default_services
-from careledger.verify import fetch_receipt
 from shared.block import block_from_json
 from shared.kafka import KafkaSettings
 from shared.keystore import read_genesis_file, read_key_file

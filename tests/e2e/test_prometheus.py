@@ -38,8 +38,8 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
+from careledger.client import complete_event, produce_event
 from careledger.devchain import generate_key
-from careledger.publish import complete_event, produce_event
 from careledger.topology import default_services
 from shared.auth import bearer_headers
 from tests.e2e.conftest import RunningSystem, clinical_note

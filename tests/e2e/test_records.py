@@ -23,10 +23,9 @@ import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from careledger.client import Receipt, fetch_receipt
 from careledger.devchain import generate_key
-from careledger.receipt import Receipt
 from careledger.topology import default_services
-from careledger.verify import fetch_receipt
 from services.records.core.envelope import (
     Envelope,
     associated_data,

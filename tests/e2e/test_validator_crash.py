@@ -18,7 +18,7 @@ import httpx
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from careledger.publish import Delivery, complete_event
+from careledger.client import Delivery, complete_event
 from careledger.topology import BROKER_PORT, default_services
 from shared.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, encode_event, kafka_key
 from shared.kafka import KafkaSettings

@@ -172,6 +172,15 @@ def _new_version(api: records_http.Api, value: int) -> Response:
     return api.request("POST", f"/v1/records/{record}/versions", "practitioner", body)
 
 
+def _fhir_search(name: str) -> Callable[[records_http.Api, int], Response]:
+    def send(api: records_http.Api, value: int) -> Response:
+        record = api.create("bounds")
+        params = {"_id": record, name: value}
+        return api.request("GET", "/fhir/Observation", "patient", params=params)
+
+    return send
+
+
 _ENCOUNTERS = itertools.count(1)
 
 
@@ -268,6 +277,9 @@ CASES = [
         422,
         _new_version,
     ),
+    # The FHIR face answers a bad search parameter 400 with an OperationOutcome (FHIR's own).
+    Case("records", "get", "/fhir/{resource_type}", "_count", 400, _fhir_search("_count")),
+    Case("records", "get", "/fhir/{resource_type}", "_offset", 400, _fhir_search("_offset")),
     Case(
         "billing",
         "post",
@@ -335,6 +347,12 @@ def test_an_integer_out_of_range_answers_its_4xx_with_a_reason(
             answer = case.send(api, value)
             assert answer.status_code == case.status, (value, answer.text)
             body = answer.json()
+            if body.get("resourceType") == "OperationOutcome":  # the FHIR face's error shape
+                issue = body["issue"][0]
+                body = {
+                    "reason": issue["details"]["coding"][0]["code"],
+                    "detail": issue["diagnostics"],
+                }
             assert isinstance(body["reason"], str), body
             assert body["reason"], body
             assert isinstance(body["detail"], str), body

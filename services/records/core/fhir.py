@@ -16,7 +16,7 @@ from services.records.core.bindings import binding_errors
 from services.records.errors import InvalidResourceError
 from shared.canonical import MAX_SAFE_INTEGER
 
-__all__ = ["SUPPORTED_TYPES", "patient_bundle", "validate_resource"]
+__all__ = ["SUPPORTED_TYPES", "check_resource", "patient_bundle", "validate_resource"]
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(
     {
@@ -114,6 +114,20 @@ def patient_bundle(
     }
     _validate(bundle, "Bundle")
     return bundle
+
+
+def check_resource(resource: Any, resource_type: str) -> dict[str, Any]:
+    """Validate a FHIR R4 resource of a type the caller names (a Bundle, a Consent, an
+    OperationOutcome…) with its R4B model, as it is; returns it as a plain JSON copy. Raises
+    InvalidResourceError with redacted errors, like `validate_resource`."""
+    if not isinstance(resource, Mapping) or resource.get("resourceType") != resource_type:
+        raise InvalidResourceError(
+            f"the body must be a FHIR {resource_type}",
+            [_error("resourceType", "wrong_resource_type", f"must be {resource_type}")],
+        )
+    copied = _json_object_copy(resource, ())
+    _validate(copied, resource_type)
+    return copied
 
 
 @functools.cache

@@ -47,6 +47,11 @@ class SealingComponent:
         self._failure: str | None = None
         self._on_failure = on_failure
 
+    @property
+    def sealer(self) -> Sealer:
+        """The loop this component runs (the HTTP ingest reads its chain state)."""
+        return self._sealer
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
         self._thread.start()

@@ -142,10 +142,15 @@ class MemoryChainStore:
             rows.update((row[0], row) for row in self._leaf_rows[start:stop])
         return list(rows.values())
 
-    def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
+    def add_attestation(
+        self, attestation: Attestation, *, offset: int | None, final: bool = False
+    ) -> bool:
         with self._lock:
             self._advance(ATTESTATIONS_CURSOR, offset)
-            return self._store_attestation(attestation)
+            added = self._store_attestation(attestation)
+            if final:
+                self._mark_final(attestation.height)
+            return added
 
     def _store_attestation(self, attestation: Attestation) -> bool:
         stored = self._attestations.setdefault(attestation.height, {})
@@ -162,9 +167,12 @@ class MemoryChainStore:
 
     def mark_final(self, height: int) -> None:
         with self._lock:
-            block = self._blocks.get(height)
-            if block is not None:
-                self._blocks[height] = replace(block, final=True)
+            self._mark_final(height)
+
+    def _mark_final(self, height: int) -> None:
+        block = self._blocks.get(height)
+        if block is not None:
+            self._blocks[height] = replace(block, final=True)
 
     def final_height(self) -> int | None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -49,7 +50,7 @@ from shared.merkle.leaf_backed import (
     upper_nodes,
 )
 from shared.store import Database, migrate
-from shared.store.bulk import insert_rows
+from shared.store.bulk import insert_rows, placeholder
 from shared.store.keys import stored_keys
 
 VALIDATOR_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -254,12 +255,8 @@ class SqlChainStore:
             height = page[-1].height + 1
 
     def mark_final(self, height: int) -> None:
-        known = select(finals_table.c.height).where(finals_table.c.height == height)
-        stored = select(blocks_table.c.height).where(
-            blocks_table.c.height == height, ~known.exists()
-        )
         with self._database.transaction() as tx:
-            tx.execute(insert(finals_table).from_select(["height"], stored))
+            _mark_final(tx, height)
 
     def final_height(self) -> int | None:
         query = select(func.max(finals_table.c.height))
@@ -319,19 +316,16 @@ class SqlChainStore:
 
     # --- attestations ----------------------------------------------------------------
 
-    def add_attestation(self, attestation: Attestation, *, offset: int | None) -> bool:
-        key = (
-            (attestations_table.c.height == attestation.height)
-            & (attestations_table.c.validator == attestation.validator)
-            & (attestations_table.c.block_hash == attestation.block_hash)
-        )
+    def add_attestation(
+        self, attestation: Attestation, *, offset: int | None, final: bool = False
+    ) -> bool:
         with self._database.transaction() as tx:
             if offset is not None:
                 _set_cursor(tx, ATTESTATIONS_CURSOR, offset)
-            if tx.execute(select(attestations_table.c.height).where(key)).first() is not None:
-                return False
-            _insert_attestation(tx, attestation)
-        return True
+            added = _insert_attestation(tx, attestation, if_new=True)
+            if final:
+                _mark_final(tx, attestation.height)
+        return added
 
     def attestations_at(self, height: int) -> list[Attestation]:
         query = (
@@ -370,15 +364,36 @@ class SqlChainStore:
         return None if value is None else int(value)
 
 
-def _insert_attestation(tx: Connection, attestation: Attestation) -> None:
-    tx.execute(
-        insert(attestations_table).values(
-            height=attestation.height,
-            validator=attestation.validator,
-            block_hash=attestation.block_hash,
-            raw=attestation.model_dump_json(),
-        )
+def _insert_attestation(tx: Connection, attestation: Attestation, *, if_new: bool = False) -> bool:
+    """INSERT the attestation; with `if_new`, one already stored is left as it is (False).
+    Straight to the driver: the statement is rendered once (`shared.store.bulk`)."""
+    row = (
+        attestation.height,
+        attestation.validator,
+        attestation.block_hash,
+        attestation.model_dump_json(),
     )
+    dialect = tx.dialect
+    table = dialect.identifier_preparer.format_table(attestations_table)
+    statement = _attestation_insert(dialect.paramstyle, table, if_new=if_new)
+    return tx.exec_driver_sql(statement, row).rowcount == 1
+
+
+@functools.cache
+def _attestation_insert(paramstyle: str, table: str, *, if_new: bool) -> str:
+    mark = placeholder(paramstyle)
+    # ON CONFLICT DO NOTHING: SQLite (>= 3.24) and PostgreSQL spell it the same.
+    conflict = " ON CONFLICT DO NOTHING" if if_new else ""
+    # The table name is the quoted identifier of our own table; values are parameters.
+    columns = "(height, validator, block_hash, raw)"
+    return f"INSERT INTO {table} {columns} VALUES ({mark}, {mark}, {mark}, {mark}){conflict}"  # noqa: S608
+
+
+def _mark_final(tx: Connection, height: int) -> None:
+    """Record `height` as final, if its block is stored and it is not recorded yet."""
+    known = select(finals_table.c.height).where(finals_table.c.height == height)
+    stored = select(blocks_table.c.height).where(blocks_table.c.height == height, ~known.exists())
+    tx.execute(insert(finals_table).from_select(["height"], stored))
 
 
 def _save_state(tx: Connection, state: ChainState) -> None:

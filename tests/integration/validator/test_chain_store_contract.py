@@ -225,6 +225,33 @@ def test_attestations_finality_and_refusals(
     assert store.cursor(BLOCKS_CURSOR) == 8
 
 
+def test_an_attestation_completing_the_quorum_marks_its_height_final_with_it(
+    backend: tuple[Store, dict[str, object]],
+) -> None:
+    store, _ = backend
+    factory = ChainFactory()
+    factory.seal_many(2, 2)
+    _fill(store, factory)
+    header = factory.blocks[2].header
+    one = sign_attestation(header, factory.keys["validator-1"])
+    two = sign_attestation(header, factory.keys["validator-2"])
+    assert store.add_attestation(one, offset=4)
+    assert store.final_height() is None
+    assert store.add_attestation(two, offset=5, final=True)
+    assert store.final_height() == 2
+    assert store.attestations_at(2) == sorted([one, two], key=lambda a: a.validator)
+    assert store.cursor(ATTESTATIONS_CURSOR) == 5
+    # A copy marked final again changes nothing and is not stored twice.
+    assert not store.add_attestation(two, offset=6, final=True)
+    assert store.final_height() == 2
+    assert len(store.attestations_at(2)) == 2
+    assert store.cursor(ATTESTATIONS_CURSOR) == 6
+    # An attestation of a height without a stored block marks nothing final.
+    early = sign_attestation(header.model_copy(update={"height": 9}), factory.keys["validator-3"])
+    assert store.add_attestation(early, offset=7, final=True)
+    assert store.final_height() == 2
+
+
 @pytest.mark.parametrize("kind", DURABLE_PARAMS)
 def test_everything_survives_a_reopen(kind: str, tmp_path: Path) -> None:
     factory = ChainFactory()

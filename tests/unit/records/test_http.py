@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from services.records.adapters.fhir_http import fhir_router
 from services.records.adapters.http import records_router
+from services.records.fhir_face import FhirFace
 from shared.auth import MemorySeenTokens
 from shared.block import format_timestamp
 from shared.runtime.app import create_app
@@ -70,22 +74,35 @@ def api() -> Iterator[Api]:
 @contextmanager
 def serving(world: World) -> Iterator[Api]:
     """The HTTP API over `world`, with two practitioners and a patient registered."""
+    with TestClient(records_app(world)) as client:
+        yield Api(world, client)
+
+
+def records_app(world: World, *, max_request_bytes: int = MAX_BYTES) -> FastAPI:
+    """The records app as wiring builds it (native API and FHIR face) over `world`, with two
+    practitioners and a patient registered."""
     world.register_practitioner("practitioner")
     world.register_practitioner("second")
     world.register_patient("patient")
     metrics = ServiceMetrics(service="records", instance="records", version="test")
     authenticator = Authenticator(audience="records", seen=MemorySeenTokens(), metrics=metrics)
     router = records_router(world.service, world.reader, authenticator)
-    app = create_app(
+    # The FHIR face, as wiring mounts it: its integers are in the same OpenAPI document.
+    face = FhirFace(
+        service=world.service,
+        reader=world.reader,
+        clock=world.clock,
+        new_id=lambda: str(uuid.uuid4()),
+        version="test",
+    )
+    return create_app(
         service="records",
         version="test",
         components=[],
         metrics=metrics,
-        routers=[router],
-        max_request_bytes=MAX_BYTES,
+        routers=[router, fhir_router(face, authenticator)],
+        max_request_bytes=max_request_bytes,
     )
-    with TestClient(app) as client:
-        yield Api(world, client)
 
 
 def refused(answer: Response, status: int, reason: str) -> dict[str, Any]:

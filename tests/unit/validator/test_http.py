@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from services.validator.queries import ChainQueries
 from shared.attestation import sign_attestation
 from shared.block import block_from_json, block_to_json
 from shared.canonical import canonicalize
 from shared.chain import verify_chain
 from shared.crypto import b64url_decode
 from shared.merkle import leaf_hash, verify_consistency, verify_inclusion
-from tests.unit.validator.conftest import Rig
+from tests.unit.validator.conftest import Rig, make_validator
 
 
 def _fill(rig: Rig, blocks: int = 4, events: int = 5) -> None:
@@ -178,3 +181,44 @@ def test_refused_blocks_are_served_as_evidence(rig: Rig) -> None:
     assert b64url_decode(body[1]["block"]) == b"{}"
     assert len(rig.client.get("/v1/evidence", params={"limit": 1}).json()) == 1
     assert rig.client.get("/v1/head").json()["fault"]["reason"] == "equivocation"
+
+
+def test_the_head_is_served_from_memory_and_equals_the_stores_answer(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.factory.seal_many(3, 2)
+    for offset, block in enumerate(rig.factory.blocks):
+        rig.validator.receive_block(block_to_json(block), offset=offset)
+    peer = sign_attestation(rig.factory.blocks[-1].header, rig.factory.keys["validator-3"])
+    assert rig.validator.receive_attestation(peer.model_dump_json().encode())
+    shown = rig.client.get("/v1/head").json()
+    # The store's own answer (what a validator without a head view yet serves) is the same.
+    restarted = make_validator(rig.factory, rig.store, rig.publisher)
+    from_store = ChainQueries(store=rig.store, validator=restarted).head()
+    assert shown == from_store
+    assert shown["height"] == shown["final_height"] == 3
+    assert [a["validator"] for a in shown["attestations"]] == sorted(
+        rig.factory.keys[n].did for n in ("validator-1", "validator-3")
+    )
+    # Answered without reading the store at all.
+    for name in ("head", "final_height", "attestations_at", "header_at"):
+        monkeypatch.setattr(rig.store, name, _no_read)
+    assert rig.client.get("/v1/head").json() == shown
+
+
+def test_the_head_follows_finality_below_the_head_and_a_restart(rig: Rig) -> None:
+    rig.factory.seal_many(2, 2)
+    for offset, block in enumerate(rig.factory.blocks):
+        rig.validator.receive_block(block_to_json(block), offset=offset)
+    assert rig.client.get("/v1/head").json()["final_height"] is None
+    below = sign_attestation(rig.factory.blocks[1].header, rig.factory.keys["validator-2"])
+    assert rig.validator.receive_attestation(below.model_dump_json().encode())
+    assert rig.client.get("/v1/head").json()["final_height"] == 1
+    restarted = rig.restarted()
+    view = restarted.head_view
+    assert view is not None
+    assert (view.header.height, view.final_height) == (2, 1)
+
+
+def _no_read(*_: object) -> object:
+    raise AssertionError("the head was read from the store")

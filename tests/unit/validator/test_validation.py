@@ -257,3 +257,77 @@ def test_a_signed_attestation_misdescribing_a_stored_block_is_dropped(rig: Rig) 
         == 1
     )
     assert rig.validator.receive_attestation(honest.model_dump_json().encode())
+
+
+class StoreReads:
+    """Counts the store reads the validator's attestation path makes."""
+
+    def __init__(self, rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, int]] = []
+        for name in ("header_at", "attestations_at"):
+            original = getattr(rig.store, name)
+
+            def counted(height: int, _name: str = name, _original: object = original) -> object:
+                self.calls.append((_name, height))
+                return _original(height)  # type: ignore[operator]
+
+            monkeypatch.setattr(rig.store, name, counted)
+
+
+def _attest(rig: Rig, height: int, name: str = "validator-2") -> bytes:
+    header = rig.factory.blocks[height].header
+    return sign_attestation(header, rig.factory.keys[name]).model_dump_json().encode()
+
+
+def test_peer_attestations_of_a_new_block_read_nothing_from_the_store(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.factory.seal_many(3, 2)
+    _feed(rig)
+    reads = StoreReads(rig, monkeypatch)
+    for height in range(4):
+        assert rig.validator.receive_attestation(_attest(rig, height), offset=height)
+        assert rig.validator.receive_attestation(_attest(rig, height, "validator-3"))
+    assert reads.calls == []
+    assert rig.store.final_height() == 3
+    assert rig.metric("careledger_validator_final_height") == 3
+    # What was kept in memory is what the store holds: a restarted validator agrees.
+    restarted = rig.restarted()
+    assert not restarted.receive_attestation(_attest(rig, 3))  # stored already
+    assert [a.validator for a in rig.store.attestations_at(3)] == sorted(
+        rig.factory.keys[name].did for name in ("validator-1", "validator-2", "validator-3")
+    )
+
+
+def test_an_attestation_before_its_block_counts_once_the_block_is_stored(rig: Rig) -> None:
+    rig.factory.seal_many(2, 2)
+    _feed(rig, start=0)
+    rig.factory.seal_many(1, 2)
+    early = _attest(rig, 3)
+    # The block is not stored yet: the attestation is kept, nothing is final.
+    assert rig.validator.receive_attestation(early, offset=0)
+    assert rig.store.final_height() is None
+    rig.validator.receive_block(block_to_json(rig.factory.blocks[3]), offset=3)
+    # Ours and the early one make the quorum as soon as the block is stored.
+    assert rig.store.final_height() == 3
+    assert not rig.validator.receive_attestation(early, offset=1)
+
+
+def test_heights_beyond_the_ones_kept_in_memory_are_read_from_the_store(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.validator.service.RECENT_HEIGHTS", 2)
+    rig.factory.seal_many(5, 2)
+    _feed(rig)
+    reads = StoreReads(rig, monkeypatch)
+    assert rig.validator.receive_attestation(_attest(rig, 1), offset=0)
+    assert reads.calls == [("header_at", 1), ("attestations_at", 1)]
+    assert rig.store.final_height() == 1
+    # Read once, then kept: the other peer's attestation of it reads nothing.
+    assert rig.validator.receive_attestation(_attest(rig, 1, "validator-3"), offset=1)
+    assert reads.calls == [("header_at", 1), ("attestations_at", 1)]
+    # The newest heights were pushed out by it and are read again when needed.
+    assert rig.validator.receive_attestation(_attest(rig, 5), offset=2)
+    assert rig.validator.receive_attestation(_attest(rig, 4), offset=3)
+    assert ("attestations_at", 4) in reads.calls
+    assert rig.store.final_height() == 5

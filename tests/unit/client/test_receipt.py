@@ -6,11 +6,17 @@ from typing import Any
 
 import pytest
 
-from careledger.receipt import ReceiptError, verify_receipt
-from shared.attestation import AttestationError, sign_attestation
-from shared.block import Block, BlockSignatureError
+from careledger.client import (
+    GenesisPinError,
+    ReceiptError,
+    genesis_fingerprint,
+    pin_genesis,
+    verify_receipt,
+)
+from shared.attestation import sign_attestation
+from shared.block import Block
 from shared.canonical import canonicalize
-from shared.merkle import InclusionProofError, inclusion_proof, leaf_hash
+from shared.merkle import inclusion_proof, leaf_hash
 from tests.unit.core.chainfactory import ChainFactory
 
 
@@ -74,8 +80,9 @@ def test_an_attestation_of_another_block_is_refused() -> None:
     parts["attestations"][0] = sign_attestation(
         factory.blocks[-2].header, factory.keys["validator-1"]
     ).model_dump()
-    with pytest.raises(AttestationError):
+    with pytest.raises(ReceiptError) as raised:
         verify_receipt(**parts)
+    assert raised.value.context["check"] == "AttestationMismatchError"
 
 
 def test_a_block_not_signed_by_the_genesis_sealer_is_refused() -> None:
@@ -85,8 +92,9 @@ def test_a_block_not_signed_by_the_genesis_sealer_is_refused() -> None:
     parts["final_block"] = block.model_copy(
         update={"signature": parts["final_block"].signature[::-1]}
     )
-    with pytest.raises(BlockSignatureError):
+    with pytest.raises(ReceiptError) as raised:
         verify_receipt(**parts)
+    assert raised.value.context["check"] == "BlockSignatureError"
 
 
 @pytest.mark.parametrize(
@@ -95,8 +103,8 @@ def test_a_block_not_signed_by_the_genesis_sealer_is_refused() -> None:
         (lambda p: p.update(tree_size=p["tree_size"] - 1), ReceiptError, "tree_size"),
         (lambda p: p.update(log_root="00" * 32), ReceiptError, "log_root"),
         (lambda p: p.update(leaf_hash="11" * 32), ReceiptError, "leaf hash"),
-        (lambda p: p.update(leaf_index=p["leaf_index"] + 1), InclusionProofError, ""),
-        (lambda p: p["audit_path"].reverse(), InclusionProofError, ""),
+        (lambda p: p.update(leaf_index=p["leaf_index"] + 1), ReceiptError, "root"),
+        (lambda p: p["audit_path"].reverse(), ReceiptError, "root"),
         (lambda p: p.update(event="not an object"), ReceiptError, "no event"),
     ],
 )
@@ -120,5 +128,43 @@ def test_an_event_altered_after_sealing_is_refused() -> None:
     factory, events = sealed_chain()
     parts = receipt_parts(factory, events, 6)
     parts["proof"]["event"] = {**events[6], "data": {"n": 999}}
-    with pytest.raises(Exception, match="signature"):
+    with pytest.raises(ReceiptError, match="signature"):
         verify_receipt(**parts)
+
+
+def test_a_block_of_another_chain_is_refused() -> None:
+    factory, events = sealed_chain()
+    parts = receipt_parts(factory, events, 5)
+    parts["genesis"] = factory.config.model_copy(update={"chain_id": "careledger-other"})
+    with pytest.raises(ReceiptError, match="another chain"):
+        verify_receipt(**parts)
+
+
+def test_a_genesis_is_pinned_by_its_fingerprint() -> None:
+    factory = ChainFactory()
+    fingerprint = genesis_fingerprint(factory.genesis_event)
+    assert pin_genesis(factory.genesis_event, fingerprint=fingerprint.upper()) == factory.config
+    assert pin_genesis(factory.genesis_event, fingerprint=None) == factory.config
+
+
+@pytest.mark.parametrize(
+    ("genesis", "message"),
+    [
+        (["not", "an", "object"], "not a JSON object"),
+        ({"data": float("nan")}, "not JSON"),
+        ({"specversion": "1.0"}, "does not verify"),
+    ],
+)
+def test_what_is_not_a_genesis_is_refused(genesis: Any, message: str) -> None:
+    fingerprint = "00" * 32 if message == "not JSON" else None
+    with pytest.raises(GenesisPinError, match=message):
+        pin_genesis(genesis, fingerprint=fingerprint)
+
+
+def test_a_forged_genesis_does_not_verify_even_when_pinned() -> None:
+    factory = ChainFactory()
+    forged = {**factory.genesis_event, "time": "2026-01-02T00:00:00Z"}
+    with pytest.raises(GenesisPinError, match="does not verify") as raised:
+        pin_genesis(forged, fingerprint=genesis_fingerprint(forged))
+    assert raised.value.context["check"] == "GenesisError"
+    assert raised.value.reason == "genesis_mismatch"
