@@ -22,7 +22,7 @@ import rfc8785
 from tlog_scales.signing import NoteSignature, Vkey, VkeySet
 from tlog_scales.tlog import Checkpoint, ConsistencyProof, InclusionProof
 
-from careledger.publish import produce_event
+from careledger.client import produce_event
 from careledger.topology import BROKER_PORT, default_services
 from shared.crypto import public_key_from_did
 from shared.kafka import KafkaSettings
