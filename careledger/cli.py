@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -22,12 +23,15 @@ from careledger.supervisor import readiness
 from careledger.topology import BROKER_PORT, cluster_settings, default_services
 from careledger.up import UpOptions, run_up, stdout_console
 from careledger.verify import chain_lines, verify_lines
+from careledger.witness import witness_round
 from shared.block import Block
 from shared.errors import CareLedgerError, VerificationError
 from shared.genesis import check_chain_id
 from shared.kafka import ensure_topics
 from shared.keystore import read_genesis_file, read_key_file
+from shared.sources import utc_now
 from shared.topics import INPUT_TOPICS, TopicNames, check_topic_prefix
+from shared.witness import WitnessRefusalError
 
 app = typer.Typer(
     name="careledger",
@@ -297,6 +301,62 @@ def proof(
             typer.echo(json.dumps({"verified": False, "fault": fault.evidence()}))
             raise typer.Exit(1) from fault
     typer.echo(json.dumps({"verified": True, **asdict(receipt)}))
+
+
+@app.command()
+def witness(
+    validator: Annotated[str, typer.Argument(help="Validator base URL.")],
+    state_dir: Annotated[
+        Path, typer.Option(help="The witness's own state: pinned genesis, key, last checkpoint.")
+    ] = Path("data/witness"),
+    genesis: Annotated[
+        Path | None,
+        typer.Option(help="Pin this genesis file (else the validator's, on first use)."),
+    ] = None,
+    origin: Annotated[
+        str | None, typer.Option(help="The checkpoint origin (default careledger/<chain_id>).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="This witness's key name (default its did:key).")
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between rounds; 0 runs one round.")
+    ] = 0.0,
+) -> None:
+    """Witness a chain's checkpoints (C2SP tlog-witness, run by you): verify the validators'
+    note signatures and a consistency proof from the last size cosigned, then cosign. Prints
+    one JSON line per round; refuses a rollback or fork with the reason and exits 1."""
+    with httpx.Client(timeout=10.0) as client:
+        while True:
+            try:
+                done = witness_round(
+                    validator,
+                    state_dir=state_dir,
+                    now=utc_now(),
+                    client=client,
+                    genesis_file=genesis,
+                    origin=origin,
+                    key_name=name,
+                )
+            except WitnessRefusalError as refusal:
+                typer.echo(
+                    json.dumps(
+                        {
+                            "witnessed": False,
+                            "reason": refusal.reason,
+                            "detail": refusal.message,
+                            "known_size": refusal.known_size,
+                        }
+                    )
+                )
+                raise typer.Exit(1) from refusal
+            except VerificationError as fault:
+                typer.echo(json.dumps({"witnessed": False, "fault": fault.evidence()}))
+                raise typer.Exit(1) from fault
+            typer.echo(json.dumps({"witnessed": True, **asdict(done)}))
+            if interval <= 0:
+                return
+            time.sleep(interval)
 
 
 def _read_json_argument(argument: str) -> dict[str, object]:

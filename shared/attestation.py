@@ -2,6 +2,9 @@
 block, and finality: a quorum of the genesis validators attesting the same block hash.
 
 Signature: Ed25519 over JCS(attestation without `signature`), as the brief defines it.
+Optional member `checkpoint_signature` (ADR 0015): the validator's Ed25519 signature over the
+C2SP checkpoint note body of the block's tree head; absent, the attestation is exactly the
+brief's, and old attestations verify unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from shared.block import BlockHeader, block_hash
 from shared.canonical import canonicalize
+from shared.checkpoint import Checkpoint
 from shared.crypto import (
     EncodingError,
     SignatureError,
@@ -70,6 +74,11 @@ class Attestation(BaseModel):
     tree_size: StrictInt = Field(ge=0)
     log_root: HexDigest
     validator: DidKey
+    #: base64url Ed25519 by `validator` over the checkpoint note body of this tree head
+    #: (`shared.checkpoint`); never written when absent, so old attestations keep their bytes.
+    checkpoint_signature: StrictStr | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
     signature: StrictStr
 
     def signed_bytes(self) -> bytes:
@@ -77,8 +86,11 @@ class Attestation(BaseModel):
         return canonicalize(self.model_dump(mode="json", exclude={"signature"}))
 
 
-def sign_attestation(header: BlockHeader, validator_key: SigningKey) -> Attestation:
-    """Attest the block with this header (call it only once the block verified)."""
+def sign_attestation(
+    header: BlockHeader, validator_key: SigningKey, *, checkpoint_origin: str | None = None
+) -> Attestation:
+    """Attest the block with this header (call it only once the block verified); with
+    `checkpoint_origin`, also sign the checkpoint note body of its tree head."""
     unsigned: dict[str, Any] = {
         "chain_id": header.chain_id,
         "height": header.height,
@@ -87,6 +99,9 @@ def sign_attestation(header: BlockHeader, validator_key: SigningKey) -> Attestat
         "log_root": header.log_root,
         "validator": validator_key.did,
     }
+    if checkpoint_origin is not None:
+        head = Checkpoint(checkpoint_origin, header.tree_size, bytes.fromhex(header.log_root))
+        unsigned["checkpoint_signature"] = b64url_encode(validator_key.sign(head.body()))
     signature = b64url_encode(validator_key.sign(canonicalize(unsigned)))
     return Attestation(**unsigned, signature=signature)
 

@@ -63,6 +63,12 @@ def write_genesis_file(path: Path, event: Mapping[str, Any]) -> None:
     _write_atomically(path, json.dumps(event, indent=2, ensure_ascii=False) + "\n", mode=0o644)
 
 
+def write_text_file(path: Path, text: str, *, mode: int = 0o644) -> None:
+    """Replace `path` with `text` atomically (written, synced, then renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, text, mode=mode)
+
+
 def read_genesis_file(path: Path) -> tuple[dict[str, Any], GenesisConfig]:
     """The signed genesis event and its verified configuration."""
     try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from shared.checkpoint import check_origin
 from shared.runtime.settings import ServiceSettings
 
 FIRST_PORT = 8110
@@ -21,6 +23,30 @@ class ValidatorSettings(ServiceSettings):
     #: Re-verify the whole stored chain from genesis at start (detects an altered store;
     #: costs about as long as verifying the chain did, ~8,000 events/s on one core).
     audit_on_start: bool = True
+
+    #: The origin line of this chain's checkpoints (ADR 0015); the same on every validator of
+    #: the chain. Default `careledger/<chain_id>`.
+    checkpoint_origin: str | None = None
+
+    #: Sign each block's checkpoint in our attestations. Off only while validators older
+    #: than ADR 0015 still run: they refuse attestations with the extra member.
+    checkpoint_cosign: bool = True
+
+    #: Other CareLedger chains this validator witnesses: origin -> that chain's genesis file
+    #: (JSON object in CARELEDGER_WITNESS_CHAINS). Its own chain is always witnessed.
+    witness_chains: dict[str, Path] = Field(default_factory=dict)
+
+    @field_validator("checkpoint_origin")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        return None if value is None else check_origin(value)
+
+    @field_validator("witness_chains")
+    @classmethod
+    def _origins(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for origin in value:
+            check_origin(origin)
+        return value
 
     @property
     def instance_name(self) -> str:

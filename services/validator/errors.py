@@ -46,3 +46,11 @@ class MissingBlocksError(ValidatorError):
 
 class StoreIntegrityError(ChainError):
     """The validator's own store does not re-verify from genesis: it was altered."""
+
+
+class UnknownOriginError(ValidatorError):
+    """An add-checkpoint request for a log this witness does not know."""
+
+
+class CheckpointUnavailableError(ValidatorError):
+    """No final head yet, or the final head lacks a quorum of checkpoint signatures."""

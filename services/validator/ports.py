@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from shared.attestation import Attestation
 from shared.chain import ChainState, VerifiedBlock
+from shared.checkpoint import Checkpoint
 from shared.merkle import Address
 
 #: Names of the stored consumer positions (`ChainStore.cursor`): logical topic names.
@@ -158,3 +159,18 @@ class ValidatorMetrics(Protocol):
     def fault(self, *, reason: str) -> None:
         """A fault was detected: a refused block or an alarm (`reason` is a stable code of
         `core.faults.FAULT_CODES`, never a class name)."""
+
+    def checkpoint_witnessed(self, *, outcome: str) -> None:
+        """An add-checkpoint request ended: `cosigned`, or the refusal's stable code (one of
+        `witness.WITNESS_OUTCOMES`)."""
+
+
+class WitnessStore(Protocol):
+    """What the validator keeps as a witness of checkpoints: the latest cosigned per origin."""
+
+    def latest(self, origin: str) -> Checkpoint | None:
+        """The checkpoint of `origin` cosigned last (None: none yet)."""
+
+    def replace(self, checkpoint: Checkpoint, *, note: str, expected_size: int) -> bool:
+        """Hold `checkpoint` (and the note it came in) if the held size of its origin is still
+        `expected_size` (0: none held); False if another request moved it first."""

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from services.validator.errors import (
+    CheckpointUnavailableError,
     NoChainYetError,
     ProofRequestError,
     StoreIntegrityError,
@@ -16,7 +18,16 @@ from services.validator.errors import (
 )
 from services.validator.ports import ChainStore, StoredHeader
 from services.validator.service import Validator
-from shared.crypto import b64url_encode
+from shared.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    NoteSignature,
+    SignedNote,
+    default_origin,
+    signature_line_of,
+    verify_note_signature,
+)
+from shared.crypto import EncodingError, b64url_decode, b64url_encode
 from shared.merkle import (
     Address,
     MerkleArgumentError,
@@ -28,13 +39,25 @@ from shared.merkle import (
 )
 from shared.runtime.bounds import within
 
+log = logging.getLogger(__name__)
+
 
 class ChainQueries:
     """The read side the HTTP API serves: heads, blocks and proofs from the store."""
 
-    def __init__(self, *, store: ChainStore, validator: Validator) -> None:
+    def __init__(
+        self, *, store: ChainStore, validator: Validator, checkpoint_origin: str | None = None
+    ) -> None:
         self._store = store
         self._validator = validator
+        genesis = validator.genesis
+        self._origin = checkpoint_origin or default_origin(genesis.chain_id)
+        self._validators = frozenset(genesis.validators)
+        self._quorum = genesis.quorum
+
+    @property
+    def checkpoint_origin(self) -> str:
+        return self._origin
 
     def head(self) -> dict[str, Any]:
         """`/v1/head`: the last verified block, the final height, and any pending fault.
@@ -169,6 +192,58 @@ class ChainQueries:
         except MerkleArgumentError as exc:  # pragma: no cover - sizes checked above
             raise ProofRequestError(str(exc)) from exc
         return {"first": first, "second": second, "proof": [node.hex() for node in proof]}
+
+    def log_root_at(self, size: int) -> bytes | None:
+        """The root of this validator's log at `size` leaves (None beyond its head)."""
+        head = self._store.head()
+        if head is None or not 1 <= size <= head.tree_size:
+            return None
+        return root_at(self._store, size)
+
+    def checkpoint(self) -> str:
+        """`/v1/checkpoint`: the latest final head as a C2SP checkpoint note, signed by each
+        genesis validator whose attestation of it carries a valid note signature (ADR 0015);
+        `CheckpointUnavailableError` before finality or below a quorum of those."""
+        final = self._store.final_height()
+        header = None if final is None else self._store.header_at(final)
+        if header is None:
+            raise CheckpointUnavailableError("no final block yet")
+        attestations = [
+            a
+            for a in self._store.attestations_at(header.height)
+            if a.block_hash == header.block_hash and a.validator in self._validators
+        ]
+        # From our stored header: the attestations may have come before the block did.
+        head = Checkpoint(self._origin, header.tree_size, bytes.fromhex(header.log_root))
+        body = head.body()
+        signatures: list[NoteSignature] = []
+        for attestation in sorted(attestations, key=lambda a: a.validator):
+            if attestation.checkpoint_signature is None:
+                continue
+            try:
+                line = signature_line_of(
+                    attestation.validator, b64url_decode(attestation.checkpoint_signature)
+                )
+                verify_note_signature(line, body, attestation.validator)
+            except (EncodingError, CheckpointError) as exc:
+                # A validator of another origin setting, or a faulty one: its attestation
+                # still counts for finality, its note signature is left out.
+                log.warning(
+                    "a checkpoint signature does not verify",
+                    extra={
+                        "validator": attestation.validator,
+                        "height": header.height,
+                        "detail": str(exc),
+                    },
+                )
+                continue
+            signatures.append(line)
+        if len(signatures) < self._quorum:
+            raise CheckpointUnavailableError(
+                f"the final block {header.height} has {len(signatures)} checkpoint signatures, "
+                f"fewer than the quorum {self._quorum}"
+            )
+        return SignedNote(body, tuple(signatures)).text()
 
     def evidence(self, limit: int) -> list[dict[str, Any]]:
         """`/v1/evidence`: the latest refused blocks, newest first, exactly as received."""

@@ -92,6 +92,9 @@ class NullValidatorMetrics:
     def fault(self, *, reason: str) -> None:
         pass
 
+    def checkpoint_witnessed(self, *, outcome: str) -> None:
+        pass
+
 
 #: How many of the newest heights `Validator` keeps in memory (header and attestations), so
 #: that the peers' attestations of a new block cost no read. Older heights are read.
@@ -146,7 +149,11 @@ class Validator:
         metrics: ValidatorMetrics | None = None,
         wall_clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        checkpoint_origin: str | None = None,
     ) -> None:
+        # With `checkpoint_origin`, each attestation also carries our note signature over
+        # the block's checkpoint (ADR 0015); None leaves attestations as the brief's.
+        self._checkpoint_origin = checkpoint_origin
         self._store = store
         self._key = key
         self._genesis = genesis
@@ -167,6 +174,10 @@ class Validator:
     def head_view(self) -> HeadView | None:
         """The head as last stored (None before the first block)."""
         return self._head_view
+
+    @property
+    def genesis(self) -> GenesisConfig:
+        return self._genesis
 
     @property
     def state(self) -> ChainState | None:
@@ -336,7 +347,9 @@ class Validator:
         stored = raw if leaves is not None else block_to_json(block)
         # Our attestation is stored with the block (one commit, not two); it is published
         # only once both are durable, as before.
-        attestation = sign_attestation(block.header, self._key)
+        attestation = sign_attestation(
+            block.header, self._key, checkpoint_origin=self._checkpoint_origin
+        )
         self._store.append(verified, raw=stored, offset=offset, attestation=attestation)
         self._state = verified.state
         self._faults.head_moved()
@@ -441,7 +454,9 @@ class Validator:
         height = block.header.height
         attestation = stored
         if attestation is None:
-            attestation = sign_attestation(block.header, self._key)
+            attestation = sign_attestation(
+                block.header, self._key, checkpoint_origin=self._checkpoint_origin
+            )
             self._store.add_attestation(attestation, offset=None)
         self._publisher.publish(attestation)
         # A block just stored has a new header, and its attestations (ours, and any that

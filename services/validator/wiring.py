@@ -6,13 +6,17 @@ from fastapi import FastAPI
 
 from services.validator import __version__
 from services.validator.adapters.explorer import explorer_router
-from services.validator.adapters.http import validator_router
+from services.validator.adapters.http import checkpoint_router, validator_router
 from services.validator.adapters.kafka import KafkaAttestationPublisher, ValidationLoop
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
 from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
+from services.validator.adapters.witness_store import SqlWitnessStore
 from services.validator.config import ValidatorSettings
 from services.validator.queries import ChainQueries
 from services.validator.service import Validator
+from services.validator.witness import CheckpointWitness, WitnessedLog
+from shared.checkpoint import default_origin
+from shared.keystore import read_genesis_file
 from shared.runtime.app import service_app
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ConsumerLagMetrics, ServiceMetrics
@@ -34,13 +38,28 @@ def build(settings: ValidatorSettings) -> FastAPI:
     topics = settings.topics
     kafka = settings.kafka()
     publisher = KafkaAttestationPublisher(kafka=kafka, topic=topics.physical(LEDGER_ATTESTATIONS))
+    validator_metrics = PrometheusValidatorMetrics(metrics.registry)
+    origin = settings.checkpoint_origin or default_origin(identity.genesis.chain_id)
+    logs = {origin: WitnessedLog.of(identity.genesis)}
+    for other, path in settings.witness_chains.items():
+        logs[other] = WitnessedLog.of(read_genesis_file(path)[1])
     validator = Validator(
         store=store,
         key=identity.key,
         genesis=identity.genesis,
         genesis_event=identity.genesis_event,
         publisher=publisher,
-        metrics=PrometheusValidatorMetrics(metrics.registry),
+        metrics=validator_metrics,
+        checkpoint_origin=origin if settings.checkpoint_cosign else None,
+    )
+    queries = ChainQueries(store=store, validator=validator, checkpoint_origin=origin)
+    witness = CheckpointWitness(
+        store=SqlWitnessStore(database=database),
+        key=identity.key,
+        logs=logs,
+        metrics=validator_metrics,
+        own_origin=origin,
+        own_root=queries.log_root_at,
     )
     loop = ValidationLoop(
         validator=validator,
@@ -61,7 +80,8 @@ def build(settings: ValidatorSettings) -> FastAPI:
         metrics=metrics,
         components=[loop],
         routers=[
-            validator_router(ChainQueries(store=store, validator=validator)),
+            validator_router(queries),
+            checkpoint_router(queries, witness),
             explorer_router(),
         ],
     )

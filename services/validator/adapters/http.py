@@ -1,23 +1,40 @@
-"""The validator's HTTP API (brief: `/v1/head`, `/v1/blocks/{height}`, `/v1/proofs/*`) and
-`/v1/chain` (NDJSON export). Translates `ChainQueries` answers and errors, nothing more."""
+"""The validator's HTTP API (brief: `/v1/head`, `/v1/blocks/{height}`, `/v1/proofs/*`),
+`/v1/chain` (NDJSON export) and the C2SP checkpoint and witness routes. Translates
+`ChainQueries` and `CheckpointWitness` answers and errors, nothing more."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from services.validator.errors import (
+    CheckpointUnavailableError,
     NoChainYetError,
     ProofRequestError,
     UnknownBlockError,
     UnknownEventError,
+    UnknownOriginError,
 )
 from services.validator.queries import ChainQueries
+from services.validator.witness import CheckpointWitness
+from shared.checkpoint import CheckpointError, NoteFormatError
 from shared.runtime.bounds import Count, stated_range
+from shared.runtime.errors import ApiError
+from shared.witness import (
+    AddCheckpointRequestError,
+    BadConsistencyProofError,
+    ForkError,
+    RollbackError,
+    StaleSizeError,
+)
 
 NDJSON = "application/x-ndjson"
+#: C2SP signed notes are served as UTF-8 text; tlog-witness's 409 body is a size.
+NOTE = "text/plain; charset=utf-8"
+SIZE = "text/x.tlog.size"
 
 
 def validator_router(queries: ChainQueries) -> APIRouter:
@@ -98,5 +115,49 @@ def validator_router(queries: ChainQueries) -> APIRouter:
     ) -> StreamingResponse:
         """The verified blocks `[from, to]` as NDJSON, one block per line, for export."""
         return StreamingResponse(queries.chain(first, last), media_type=NDJSON)
+
+    return router
+
+
+def checkpoint_router(queries: ChainQueries, witness: CheckpointWitness) -> APIRouter:
+    """C2SP routes (ADR 0015): the final head as a tlog-checkpoint note, and the validator as
+    a tlog-witness. Bodies are text, as those specs define them; errors other than the
+    spec's 409 answer in the one error shape."""
+    router = APIRouter(prefix="/v1", tags=["checkpoints"])
+
+    @router.get("/checkpoint", response_class=PlainTextResponse)
+    def checkpoint() -> Response:
+        """The latest final head as a C2SP tlog-checkpoint signed note, with the note
+        signatures of the genesis validators that attested it; 503 before finality."""
+        try:
+            note = queries.checkpoint()
+        except CheckpointUnavailableError as exc:
+            raise ApiError(503, "no_checkpoint", str(exc)) from exc
+        return Response(content=note, media_type=NOTE)
+
+    @router.post("/add-checkpoint", response_class=PlainTextResponse)
+    async def add_checkpoint(request: Request) -> Response:
+        """C2SP tlog-witness: `old <size>`, consistency proof lines, a blank line and a
+        checkpoint note of a known origin; answers this witness's cosignature line."""
+        body = await request.body()
+        try:
+            line = await run_in_threadpool(witness.add_checkpoint, body)
+        except (AddCheckpointRequestError, NoteFormatError) as exc:
+            raise ApiError(400, "malformed", str(exc)) from exc
+        except UnknownOriginError as exc:
+            raise ApiError(404, "unknown_origin", str(exc)) from exc
+        except CheckpointError as exc:
+            raise ApiError(403, "bad_signatures", exc.message, exc.evidence()) from exc
+        except (StaleSizeError, ForkError) as exc:
+            # The spec's answer: the size the witness holds, as text/x.tlog.size.
+            # Exactly this type: Starlette would add a charset to a `media_type` of text.
+            return Response(
+                content=f"{exc.known_size}\n", status_code=409, headers={"Content-Type": SIZE}
+            )
+        except RollbackError as exc:
+            raise ApiError(400, exc.reason, exc.message, {"known_size": exc.known_size}) from exc
+        except BadConsistencyProofError as exc:
+            raise ApiError(422, exc.reason, exc.message, {"known_size": exc.known_size}) from exc
+        return Response(content=line, media_type=NOTE)
 
     return router

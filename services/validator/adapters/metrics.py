@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.validator.core.faults import FAULT_CODES
+from services.validator.witness import WITNESS_OUTCOMES
 
 VERIFY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: From the sealer's clock to ours, through the block's delivery and a quorum's attestations:
@@ -70,6 +71,14 @@ class PrometheusValidatorMetrics:
         )
         for code in sorted(FAULT_CODES):
             self._faults.labels(code)  # every reason shows from the start, at 0
+        self._witnessed = Counter(
+            "careledger_validator_checkpoints_witnessed",
+            "add-checkpoint requests answered as a witness, by outcome (cosigned or a refusal)",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in WITNESS_OUTCOMES:
+            self._witnessed.labels(outcome)
 
     def block_verified(self, *, height: int, events: int, seconds: float) -> None:
         self._height.set(height)
@@ -89,6 +98,9 @@ class PrometheusValidatorMetrics:
 
     def fault(self, *, reason: str) -> None:
         self._faults.labels(reason).inc()
+
+    def checkpoint_witnessed(self, *, outcome: str) -> None:
+        self._witnessed.labels(outcome).inc()
 
     def finalized(self, *, height: int) -> None:
         # Finality can be learnt out of order (attestations race blocks): never go back.

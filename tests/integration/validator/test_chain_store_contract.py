@@ -18,6 +18,7 @@ from services.validator.adapters.sql import (
     migrate_chain_store,
     nodes_table,
 )
+from services.validator.adapters.witness_store import witnessed_table
 from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, Refusal
 from shared.attestation import sign_attestation
 from shared.block import block_to_json
@@ -270,9 +271,9 @@ def test_everything_survives_a_reopen(kind: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", DURABLE_PARAMS)
 def test_the_migrations_create_the_tables_the_queries_use(kind: str, tmp_path: Path) -> None:
     with sql_database(kind, tmp_path) as (database, _):
-        assert migrate_chain_store(database) == "validator_0003"
+        assert migrate_chain_store(database) == "validator_0004"
         inspector = inspect(database.engine)
-        for table in metadata.sorted_tables:
+        for table in [*metadata.sorted_tables, witnessed_table]:
             columns = {column["name"] for column in inspector.get_columns(table.name)}
             assert columns == {column.name for column in table.columns}, table.name
             indexes = {index["name"] for index in inspector.get_indexes(table.name)}

@@ -125,7 +125,7 @@ def test_an_old_layout_store_is_converted_and_converted_back(
         _write_old_layout(database, chain, lose_leaves_of=lose_leaves_of)
         old_nodes, old_events = _old_rows(database)
 
-        assert migrate_chain_store(database) == "validator_0003"
+        assert migrate_chain_store(database) == "validator_0004"  # validator_0004 only adds a table
         store = SqlChainStore(database=database)
         with database.read() as tx:
             assert tx.execute(select(func.count()).select_from(leaves_table)).scalar_one() == 6

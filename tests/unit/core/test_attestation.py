@@ -172,3 +172,41 @@ def test_two_final_hashes_at_one_height_is_a_conflict(
     assert sorted(caught.value.context["block_hashes"]) == sorted(
         [block.block_hash, fork.block_hash]
     )
+
+
+def test_an_attestation_may_carry_a_checkpoint_signature(
+    factory: ChainFactory, validators: frozenset[str]
+) -> None:
+    from shared.checkpoint import Checkpoint, signature_line_of, verify_note_signature
+
+    block = factory.blocks[1]
+    key = factory.keys["validator-2"]
+    attestation = sign_attestation(block.header, key, checkpoint_origin="careledger/test")
+    verify_attestation(
+        attestation, chain_id=factory.config.chain_id, validators=validators, header=block.header
+    )
+    assert attestation.checkpoint_signature is not None
+    body = Checkpoint(
+        "careledger/test", block.header.tree_size, bytes.fromhex(block.header.log_root)
+    ).body()
+    line = signature_line_of(key.did, b64url_decode(attestation.checkpoint_signature))
+    verify_note_signature(line, body, key.did)
+    # The member is signed: changing it breaks the attestation's signature.
+    forged = attestation.model_copy(update={"checkpoint_signature": b64url_encode(b"x" * 64)})
+    with pytest.raises(AttestationSignatureError):
+        verify_attestation(forged, chain_id=factory.config.chain_id, validators=validators)
+
+
+def test_an_attestation_without_the_member_is_the_briefs(factory: ChainFactory) -> None:
+    attestation = _attest(factory, factory.blocks[1])
+    dumped = json.loads(attestation.model_dump_json())
+    assert set(dumped) == {
+        "chain_id",
+        "height",
+        "block_hash",
+        "tree_size",
+        "log_root",
+        "validator",
+        "signature",
+    }
+    assert Attestation.model_validate(dumped) == attestation
