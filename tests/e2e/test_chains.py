@@ -25,8 +25,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from careledger.broker import EmbeddedBroker, free_port, port_open
+from careledger.client import Delivery, complete_event, produce_event
 from careledger.devchain import generate_key
-from careledger.publish import Delivery, complete_event, produce_event
 from careledger.topology import BROKER_PORT, default_services
 from shared.attestation import Attestation, verify_attestation
 from shared.block import Block, read_block, verify_block_signature
