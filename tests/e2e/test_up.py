@@ -77,7 +77,7 @@ def test_every_service_is_ready_healthy_and_exports_metrics(system: RunningSyste
             "identity": {"store", "broker", "outbox", "chain-follower"},
             "records": {"store", "broker", "outbox", "chain-follower"},
             "billing": {"store", "broker", "outbox", "engine"},  # engine: its block stream
-            "sealer": {"store", "broker", "sealer"},
+            "sealer": {"store", "broker", "outbox", "sealer"},  # outbox: its HTTP ingest
         }.get(spec.name, {"store", "broker", "validation"})
         assert checks == expected_checks
         if "outbox" in checks:
