@@ -199,15 +199,6 @@ METRICS: tuple[Metric, ...] = (
         )
         for name in ("sealer", "validator-1", "validator-2", "validator-3")
     ),
-    Metric(
-        "rss_mib_at_total_sealer_children",
-        "sealer's verify workers, RSS summed, at the end of the memory run",
-        "MiB",
-        "memory",
-        "rss_growth_sealer_children",
-        "x RSS at a tenth",
-        _MEMORY,
-    ),
 )
 
 
