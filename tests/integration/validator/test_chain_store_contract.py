@@ -20,7 +20,7 @@ from services.validator.adapters.sql import (
 )
 from services.validator.adapters.witness_store import witnessed_table
 from services.validator.ports import ATTESTATIONS_CURSOR, BLOCKS_CURSOR, Refusal
-from shared.attestation import sign_attestation
+from shared.attestation import Attestation, sign_attestation
 from shared.block import block_to_json
 from shared.chain import ChainVerifier, VerifiedBlock
 from shared.merkle import (
@@ -195,16 +195,24 @@ def test_our_attestation_is_stored_with_its_block(
     assert store.attestations_at(0) == []  # the failed append stored nothing
 
 
+def _filled_with_two_attestations_of(
+    store: Store, *, height: int
+) -> tuple[ChainFactory, Attestation, Attestation]:
+    """A store holding a chain of 3 blocks, and two validators' attestations of `height`."""
+    factory = ChainFactory()
+    factory.seal_many(2, 2)
+    _fill(store, factory)
+    header = factory.blocks[height].header
+    one = sign_attestation(header, factory.keys["validator-1"])
+    two = sign_attestation(header, factory.keys["validator-2"])
+    return factory, one, two
+
+
 def test_attestations_finality_and_refusals(
     backend: tuple[Store, dict[str, object]],
 ) -> None:
     store, _ = backend
-    factory = ChainFactory()
-    factory.seal_many(2, 2)
-    _fill(store, factory)
-    header = factory.blocks[1].header
-    one = sign_attestation(header, factory.keys["validator-1"])
-    two = sign_attestation(header, factory.keys["validator-2"])
+    _, one, two = _filled_with_two_attestations_of(store, height=1)
     assert store.add_attestation(one, offset=0)
     assert not store.add_attestation(one, offset=1)
     assert store.add_attestation(two, offset=None)
@@ -229,12 +237,8 @@ def test_an_attestation_completing_the_quorum_marks_its_height_final_with_it(
     backend: tuple[Store, dict[str, object]],
 ) -> None:
     store, _ = backend
-    factory = ChainFactory()
-    factory.seal_many(2, 2)
-    _fill(store, factory)
+    factory, one, two = _filled_with_two_attestations_of(store, height=2)
     header = factory.blocks[2].header
-    one = sign_attestation(header, factory.keys["validator-1"])
-    two = sign_attestation(header, factory.keys["validator-2"])
     assert store.add_attestation(one, offset=4)
     assert store.final_height() is None
     assert store.add_attestation(two, offset=5, final=True)
