@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Final
 
 import httpx
 
+from careledger.client.closing import HttpBacked
 from careledger.client.errors import IngestError, ServiceUnavailableError
 from shared.auth import bearer_headers
 from shared.crypto import SigningKey
@@ -35,7 +35,7 @@ class IngestAccepted:
     receipt_url: str
 
 
-class IngestClient:
+class IngestClient(HttpBacked):
     """Posts signed events to a sealer's HTTP ingest (default ``http://127.0.0.1:8104``)."""
 
     def __init__(
@@ -48,8 +48,7 @@ class IngestClient:
     ) -> None:
         self._key = key
         self._url = f"{url.rstrip('/')}/v1/events"
-        self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
+        super().__init__(http, timeout=timeout)
 
     def post(self, event: Mapping[str, Any]) -> IngestAccepted:
         """Post one signed event; `IngestError` (status, reason, detail) if refused."""
@@ -76,18 +75,3 @@ class IngestClient:
             topic=str(body["topic"]),
             receipt_url=response.headers.get("Location", ""),
         )
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> IngestClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

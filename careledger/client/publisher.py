@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from careledger.client.closing import Closing
 from careledger.client.errors import ClientConfigError, PublishError
 from careledger.client.event import (
     check_signed_event,
@@ -113,7 +113,7 @@ class EventProducer:
         self._producer.flush(self._timeout)
 
 
-class Publisher:
+class Publisher(Closing):
     """Signs events with one key and publishes them to one input topic.
 
     >>> with Publisher.from_key_file("data/keys/publisher-demo.json",
@@ -233,17 +233,6 @@ class Publisher:
 
     def close(self) -> None:
         self._producer.close()
-
-    def __enter__(self) -> Publisher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def complete_event(

@@ -12,11 +12,11 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
+from careledger.client.closing import HttpBacked
 from careledger.client.errors import (
     ClientConfigError,
     FetchError,
@@ -33,7 +33,7 @@ from shared.keystore import read_genesis_file
 __all__ = ["ReceiptClient", "fetch_receipt"]
 
 
-class ReceiptClient:
+class ReceiptClient(HttpBacked):
     """Verified receipts from one validator.
 
     >>> receipts = ReceiptClient("http://127.0.0.1:8111", genesis_file="data/genesis.json")
@@ -64,8 +64,7 @@ class ReceiptClient:
             except CareLedgerError as exc:
                 raise ClientConfigError(str(exc)) from exc
             self._genesis = pin_genesis(event, fingerprint=genesis_sha256)
-        self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
+        super().__init__(http, timeout=timeout)
         self._monotonic = monotonic
         self._sleep = sleep
 
@@ -98,21 +97,6 @@ class ReceiptClient:
                         f"no final receipt for ({source}, {event_id}) within {timeout} s: {exc}"
                     ) from exc
             self._sleep(poll_interval)
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> ReceiptClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def fetch_receipt(

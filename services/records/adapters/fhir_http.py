@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from services.records.adapters.http import error_status
 from services.records.core.fhir_rest import (
     AUDIT_TYPE,
     CONSENT_TYPE,
@@ -45,15 +46,16 @@ FHIR_JSON: Final = "application/fhir+json"
 _ACCEPTED: Final = frozenset({FHIR_JSON, "application/json"})
 #: Deeper than any FHIR resource nests; checked before anything recurses over a body.
 MAX_DEPTH: Final = 64
-#: (status, FHIR issue type) of each deliberate error; the most specific class first.
-_ISSUES: Final[tuple[tuple[type[RecordsError], int, str], ...]] = (
-    (ForbiddenError, 403, "forbidden"),
-    (NotFoundError, 404, "not-found"),
-    (ConflictError, 409, "conflict"),
-    (ErasedError, 410, "deleted"),
-    (InvalidResourceError, 422, "invalid"),
-    (InvalidRequestError, 422, "processing"),
-    (IntegrityError, 500, "exception"),
+#: The FHIR issue type of each deliberate error, the most specific class first; its status
+#: is the native API's (`error_status`).
+_ISSUES: Final[tuple[tuple[type[RecordsError], str], ...]] = (
+    (ForbiddenError, "forbidden"),
+    (NotFoundError, "not-found"),
+    (ConflictError, "conflict"),
+    (ErasedError, "deleted"),
+    (InvalidResourceError, "invalid"),
+    (InvalidRequestError, "processing"),
+    (IntegrityError, "exception"),
 )
 _SEARCH_PARAMETERS: Final = [
     {
@@ -100,7 +102,8 @@ def fhir_router(face: FhirFace[Any], authenticate: Authenticator) -> APIRouter:
         except _BadRequestError as exc:
             return _outcome(exc.status, "invalid", exc.reason, exc.detail)
         except RecordsError as exc:
-            status, code = next((s, c) for kind, s, c in _ISSUES if isinstance(exc, kind))
+            code = next(c for kind, c in _ISSUES if isinstance(exc, kind))
+            status = error_status(exc)
             errors = exc.errors if isinstance(exc, InvalidResourceError) else ()
             return _outcome(status, code, exc.reason, exc.detail, errors)
         except ValidationError:

@@ -41,7 +41,7 @@ from shared.runtime.auth import Authenticator, Caller
 from shared.runtime.bounds import Ordinal, SafeOrdinal
 from shared.runtime.errors import ApiError
 
-__all__ = ["records_router"]
+__all__ = ["error_status", "records_router"]
 
 _STATUS: Final[dict[type[RecordsError], int]] = {
     ForbiddenError: 403,
@@ -52,6 +52,13 @@ _STATUS: Final[dict[type[RecordsError], int]] = {
     IntegrityError: 500,
 }
 _DID: Final = TypeAdapter(DidKey)
+
+
+def error_status(exc: RecordsError) -> int:
+    """The HTTP status of a records use case's refusal, in the native API and the FHIR face."""
+    return next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+
+
 _ID: Final = TypeAdapter(OpaqueId)
 
 
@@ -216,7 +223,7 @@ def _answers() -> Iterator[None]:
     except InvalidResourceError as exc:
         raise ApiError(422, exc.reason, exc.detail, {"errors": exc.errors}) from exc
     except RecordsError as exc:
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+        status = error_status(exc)
         raise ApiError(status, exc.reason, exc.detail) from exc
     except ValidationError as exc:
         problem = exc.errors()[0]
