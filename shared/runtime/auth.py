@@ -24,7 +24,7 @@ from shared.auth import (
 )
 from shared.runtime.errors import ApiError
 from shared.runtime.metrics import ServiceMetrics
-from shared.runtime.ratelimit import RateLimiter
+from shared.runtime.ratelimit import RateLimiter, wire_rate_limit
 from shared.runtime.settings import ServiceSettings
 from shared.sources import utc_now
 from shared.store import Database
@@ -36,7 +36,6 @@ __all__ = [
     "authenticated_caller",
     "bearer_headers",
     "wire_authenticator",
-    "wire_rate_limit",
 ]
 
 log = logging.getLogger("careledger.auth")
@@ -178,13 +177,4 @@ def wire_authenticator(
         seen=SqlSeenTokens(database=database),
         metrics=metrics,
         rate_limit=wire_rate_limit(settings, metrics),
-    )
-
-
-def wire_rate_limit(settings: ServiceSettings, metrics: ServiceMetrics) -> RateLimiter:
-    """The service's rate limiter (disabled when either setting is 0)."""
-    return RateLimiter(
-        per_second=settings.rate_limit_per_second,
-        burst=settings.rate_limit_burst,
-        registry=metrics.registry,
     )

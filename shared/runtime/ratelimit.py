@@ -12,6 +12,7 @@ many addresses can only make some of them start again with a full bucket).
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -21,15 +22,21 @@ from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.runtime.errors import ApiError
+from shared.runtime.app import OPEN_PATHS
+from shared.runtime.errors import ApiError, error_body
+from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.settings import ServiceSettings
 
 __all__ = [
     "DEFAULT_MAX_KEYS",
+    "AddressRateLimit",
     "RateLimiter",
     "TokenBuckets",
     "rate_limited",
     "retry_after_seconds",
+    "wire_rate_limit",
 ]
 
 #: Buckets kept per limiter; each is a few dozen bytes, so this bounds memory to ~MiBs.
@@ -181,3 +188,45 @@ class RateLimiter:
         if wait > 0:
             self._limited.labels(scope).inc()
             raise rate_limited(wait, scope)
+
+
+def wire_rate_limit(settings: ServiceSettings, metrics: ServiceMetrics) -> RateLimiter:
+    """A service's rate limiter from CARELEDGER_RATE_LIMIT_PER_SECOND / _BURST (0: off)."""
+    return RateLimiter(
+        per_second=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+        registry=metrics.registry,
+    )
+
+
+class AddressRateLimit:
+    """ASGI middleware for services with open (unauthenticated) reads, the validators: each
+    client address takes a token per request; `/healthz`, `/readyz` and `/metrics` are never
+    limited (probes and Prometheus must always get through)."""
+
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter) -> None:
+        self._app = app
+        self._limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+            await self._app(scope, receive, send)
+            return
+        client = scope.get("client")
+        try:
+            self._limiter.check_address(str(client[0]) if client else "unknown")
+        except ApiError as refused:
+            await _send_error(send, refused)
+            return
+        await self._app(scope, receive, send)
+
+
+async def _send_error(send: Send, error: ApiError) -> None:
+    body = json.dumps(error_body(error.reason, error.detail, error.extra)).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
