@@ -118,29 +118,34 @@ def test_representative_attacks_are_refused_by_the_real_service(
     assert (replayed.status_code, replayed.json()["reason"]) == (401, "replayed")
 
 
-@pytest.mark.parametrize("size", [16 * 1024, 1024 * 1024], ids=["16KiB", "1MiB"])
-def test_an_oversized_authorization_header_is_refused_fast_and_the_service_lives_on(
-    system: RunningSystem, size: int
+def test_a_16_kib_token_is_refused_by_the_app_with_401(system: RunningSystem) -> None:
+    for service in sorted(ROUTES):
+        started = time.perf_counter()
+        answer = attempt(system, service, "Bearer " + "a" * 16 * 1024)
+        assert time.perf_counter() - started < 2.0
+        assert (answer.status_code, answer.json()["reason"]) == (401, "malformed"), service
+        assert answer.headers["WWW-Authenticate"].startswith(f'Bearer realm="{service}"')
+
+
+def test_a_1_mib_header_is_cut_off_by_the_server_fast_and_the_service_lives_on(
+    system: RunningSystem,
 ) -> None:
-    """uvicorn (h11) refuses a request head over its limit before the app sees it: the
-    answer is its own 4xx (not our error shape) or a closed connection, never a 5xx, and
-    quickly; the service answers the next request normally."""
+    """uvicorn (h11) refuses a request head over its limit before the app sees it, by
+    closing the connection ("Invalid HTTP request received." in its log): no 5xx, no work,
+    and the service answers the next request normally."""
     for service in sorted(ROUTES):
         started = time.perf_counter()
         try:
-            answer = attempt(system, service, "Bearer " + "a" * size)
+            answer = attempt(system, service, "Bearer " + "a" * 1024 * 1024)
         except httpx.HTTPError:
             status = None  # the server closed the connection on the oversized head
         else:
             status = answer.status_code
-            if status == 401:
-                assert answer.json()["reason"] == "malformed"
-        elapsed = time.perf_counter() - started
         assert status is None or 400 <= status < 500, (service, status)
-        assert elapsed < 2.0, (service, elapsed)
+        assert time.perf_counter() - started < 2.0, service
         assert httpx.get(f"{url_of(system, service)}/healthz", timeout=10).status_code == 200
         fine = attempt(system, service, f"Bearer {valid(service, now())}")
-        assert fine.status_code != 401
+        assert fine.status_code != 401, fine.text
 
 
 # --- authorisation ---------------------------------------------------------------------------
