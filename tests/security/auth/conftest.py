@@ -43,6 +43,8 @@ class Face:
 FACES = {
     "identity": Face("identity", "GET", f"/v1/dids/{CALLER.did}", IdentitySettings, build_identity),
     "records": Face("records", "GET", "/v1/consents", RecordsSettings, build_records),
+    # The FHIR face: the same authenticator, errors as OperationOutcome (docs/fhir.md).
+    "records-fhir": Face("records", "GET", "/fhir/Observation", RecordsSettings, build_records),
     "billing": Face("billing", "GET", "/v1/invoices", BillingSettings, build_billing),
     "sealer": Face("sealer", "POST", "/v1/events", SealerSettings, build_sealer, b"{}"),
 }
@@ -62,8 +64,20 @@ def dev_chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def clients(dev_chain: Path) -> dict[str, TestClient]:
-    """One client per service, over the same dev chain (each its own database)."""
-    return {name: TestClient(build_app(face, dev_chain)) for name, face in FACES.items()}
+    """One client per service, over the same dev chain (each its own database; the FHIR
+    face is the records app's)."""
+    built = {name: TestClient(build_app(face, dev_chain)) for name, face in FACES.items()}
+    built["records-fhir"] = built["records"]
+    return built
+
+
+def reason_of(response: Any) -> str:
+    """The refusal's reason code: `reason` in the one error shape, or the coding of an
+    OperationOutcome's first issue (the FHIR face)."""
+    body = response.json()
+    if body.get("resourceType") == "OperationOutcome":
+        return str(body["issue"][0]["details"]["coding"][0]["code"])
+    return str(body["reason"])
 
 
 def call(client: TestClient, face: Face, authorization: str | None) -> Any:

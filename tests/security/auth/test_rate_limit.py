@@ -21,7 +21,7 @@ from shared.runtime.auth import Authenticator, CurrentCaller
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.ratelimit import RateLimiter, TokenBuckets, retry_after_seconds
 from shared.runtime.settings import ServiceSettings
-from tests.security.auth.conftest import FACES, build_app, call
+from tests.security.auth.conftest import FACES, build_app, call, reason_of
 from tests.security.auth.tokens import CALLER, OTHER, valid
 
 
@@ -214,7 +214,7 @@ def test_every_service_limits_its_callers_from_its_settings(face_name: str, tmp_
     assert 401 not in answers
     assert answers[3] == 429
     refused = call(client, face, f"Bearer {valid(face.audience, now)}")
-    assert refused.json()["reason"] == "rate_limited"
+    assert reason_of(refused) == "rate_limited"
     assert int(refused.headers["Retry-After"]) >= 999
     forged = [call(client, face, "Bearer x").status_code for _ in range(4)]
     assert forged == [401, 401, 401, 429]
