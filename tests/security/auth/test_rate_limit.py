@@ -103,8 +103,8 @@ def test_zero_disables_the_limit() -> None:
 
 def test_the_settings_have_sane_defaults_and_zero_disables() -> None:
     fields = ServiceSettings.model_fields
-    assert fields["rate_limit_per_second"].default == 100.0
-    assert fields["rate_limit_burst"].default == 200
+    assert fields["rate_limit_per_second"].default == 200.0
+    assert fields["rate_limit_burst"].default == 400
 
 
 # --- in an app ------------------------------------------------------------------------------
