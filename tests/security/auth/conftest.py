@@ -24,7 +24,7 @@ from services.records.config import RecordsSettings
 from services.records.wiring import build as build_records
 from services.sealer.config import SealerSettings
 from services.sealer.wiring import build as build_sealer
-from tests.e2e.conftest import own_system, system  # noqa: F401 - fixtures of the real-process tests
+from tests.e2e.conftest import system  # noqa: F401 - the fixture of the real-process tests
 from tests.security.auth.tokens import CALLER
 
 

@@ -41,7 +41,7 @@ from tests.security.auth.tokens import (
     valid,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 SEALED_WITHIN = 120.0
 #: The practitioners' credentials, by DID (to present a revoked one again).
