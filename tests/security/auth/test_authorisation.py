@@ -172,3 +172,14 @@ def test_an_export_for_an_unknown_did_is_refused_and_not_put_on_the_chain() -> N
     with pytest.raises(ForbiddenError):
         s.world.reader.export(s.world.did("other-patient"), s.world.did("nobody-registered"))
     assert s.denied() == []
+
+
+def test_another_patients_lists_are_refused_and_disclose_nothing() -> None:
+    """The record list and the accounting of disclosures hold no content: refused (403),
+    not audited (they are not accesses to a record)."""
+    s = story()
+    world = s.world
+    for listing in (world.reader.records_of, world.reader.disclosures):
+        with pytest.raises(ForbiddenError, match="only the patient"):
+            listing(world.did("other-patient"), world.did("patient"))
+    assert s.denied() == []
