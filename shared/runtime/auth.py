@@ -109,7 +109,12 @@ class Authenticator:
         return caller
 
     def _verify(self, request: Request) -> Caller:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        given = request.headers.getlist("Authorization")
+        if len(given) > 1:
+            # Not a list-valued field (RFC 9110 §5.3): which one a proxy checked and which
+            # one we would is ambiguous, so neither is trusted.
+            raise self._refuse(TokenFailure.MALFORMED, "send one Authorization header")
+        scheme, _, token = (given[0] if given else "").partition(" ")
         if not scheme:
             raise self._refuse(TokenFailure.MISSING, "send Authorization: Bearer <token>")
         if scheme.lower() != "bearer" or not token.strip():

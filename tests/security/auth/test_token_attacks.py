@@ -148,3 +148,18 @@ def test_every_route_but_the_open_ones_needs_a_token(
         response = clients[face_name].request(method, path, json={})
         assert response.status_code == 401, (method, path, response.text)
         assert reason_of(response) == "missing_token", (method, path)
+
+
+@pytest.mark.parametrize("face_name", sorted(FACES))
+def test_two_authorization_headers_are_refused_whichever_is_valid(
+    clients: dict[str, TestClient], face_name: str
+) -> None:
+    face = FACES[face_name]
+    for first, second in (("valid", "forged"), ("forged", "valid")):
+        values = {"valid": f"Bearer {valid(face.audience, now())}", "forged": "Bearer e30.e30.e30"}
+        headers = [("Authorization", values[first]), ("Authorization", values[second])]
+        if face.body is not None:
+            headers.append(("Content-Type", "application/cloudevents+json"))
+        client = clients[face_name]
+        response = client.request(face.method, face.path, headers=headers, content=face.body)
+        assert_refused(response, face_name, "malformed")
