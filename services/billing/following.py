@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from services.billing.ports import BillingMetrics, ChainView, TxT
-from shared.admission import SignerRegistry, registry_from_genesis
+from shared.admission import Role, SignerRegistry, registry_from_genesis
 from shared.block import ChainError, read_block
 from shared.follower import (
     BlockFollower,
@@ -61,6 +61,12 @@ class Directory:
     def current(self) -> tuple[SignerRegistry, int]:
         with self._lock:
             return self._current
+
+    def practitioner_revoked(self, did: str) -> bool:
+        """Whether `did`'s practitioner credential is revoked at the height followed."""
+        registry, _ = self.current()
+        standing = registry.roles_of(did).get(Role.PRACTITIONER)
+        return standing is not None and standing.revoked_at is not None
 
     def replace(self, registry: SignerRegistry, height: int) -> None:
         with self._lock:

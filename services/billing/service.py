@@ -6,7 +6,8 @@ events (through the outbox), so a 2xx means all of it is durable; the relay is w
 commit. Who may do what: the admin deploys tariffs, records payments of either party, and
 voids; a patient (recognised by the pseudonym of their DID) pays their own share and disputes
 their own invoices; the invoice's patient, its practitioner and the admin may read it. Anyone
-else is told the invoice does not exist.
+else is told the invoice does not exist. A practitioner whose credential was revoked (on the
+chain billing follows) reads no invoice as its practitioner any more: 403.
 """
 
 from __future__ import annotations
@@ -102,8 +103,10 @@ class BillingService(Generic[TxT]):
         pseudonym: Callable[[str], str],
         metrics: BillingMetrics,
         notify: Callable[[], None],
+        practitioner_revoked: Callable[[str], bool] = lambda _did: False,
     ) -> None:
         self._uow = uow
+        self._practitioner_revoked = practitioner_revoked
         self._book = book
         self._ledger = ledger
         self._genesis = genesis
@@ -427,9 +430,18 @@ class BillingService(Generic[TxT]):
             raise ForbiddenError(f"only the admin may {action}")
 
     def _may_read(self, caller: str, stored: StoredInvoice) -> bool:
-        return caller in (self._genesis.admin, stored.practitioner) or (
-            self._pseudonym(caller) == stored.patient
-        )
+        """The admin, the invoice's patient, and its practitioner while their credential is
+        not revoked (a revoked one is refused with 403: they knew of the invoice anyway)."""
+        if caller == self._genesis.admin or self._pseudonym(caller) == stored.patient:
+            return True
+        if caller != stored.practitioner:
+            return False
+        if self._practitioner_revoked(caller):
+            raise ForbiddenError(
+                "the practitioner's credential is revoked: the invoices of their consultations "
+                "are read by the admin"
+            )
+        return True
 
     def _visible(self, caller: str, invoice_id: str, tx: TxT | None) -> StoredInvoice:
         stored = self._book.invoice(invoice_id, tx)

@@ -66,6 +66,7 @@ def build(settings: BillingSettings) -> FastAPI:
         pseudonym=lambda did: patient_pseudonym(pseudonym_key, did),
         metrics=billing_metrics,
         notify=outbox.relay.notify,
+        practitioner_revoked=directory.practitioner_revoked,
     )
     # The one consumer of `ledger.blocks`: the chain follower's checks, then the engine.
     reader = ChainReader(

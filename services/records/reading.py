@@ -97,31 +97,43 @@ class RecordReader(Generic[TxT]):
                 answer = None
         self._notify()
         if answer is None:
-            raise ConsentRequiredError(_REFUSED)
+            raise _refusal(decision)
         return answer
 
     def break_glass(self, caller: str, record_id: str, *, reason: str) -> dict[str, Any]:
-        """Emergency access without consent: allowed, flagged, audited for the patient."""
+        """Emergency access without consent: allowed, flagged, audited for the patient. A
+        caller without the standing is refused (403), and that attempt is audited too."""
         now = self._clock()
+        refused: ForbiddenError | None = None
         with self._uow.transaction() as tx:
             self._vault.lock(tx)
             head = self._ledger.live_head(record_id, tx)
-            may_break_glass(self._chain.practitioner(caller, tx), reason, now)
-            decision = ReadDecision(True, ActorRole.PRACTITIONER, Purpose.EMERGENCY_TREATMENT)
-            stored = self._ledger.version(head, None, tx)
-            # The reason is free text that may name the patient: sealed to the service, shown
-            # only to the patient in their accounting of disclosures, never on the chain.
-            answer = self._disclose(
-                tx,
-                head,
-                stored,
-                decision=decision,
-                caller=caller,
-                now=now,
-                action=AccessAction.BREAK_GLASS,
-                reason_sealed=self._cipher.seal_note(reason),
-            )
+            practitioner = self._chain.practitioner(caller, tx)
+            try:
+                may_break_glass(practitioner, reason, now)
+            except ForbiddenError as exc:
+                refused = exc
+                role = self._other_role(head, caller, practitioner is not None)
+                denied = ReadDecision(False, role, Purpose.EMERGENCY_TREATMENT)
+                self._refuse(tx, head, denied, caller, now, action=AccessAction.BREAK_GLASS)
+            else:
+                decision = ReadDecision(True, ActorRole.PRACTITIONER, Purpose.EMERGENCY_TREATMENT)
+                stored = self._ledger.version(head, None, tx)
+                # The reason is free text that may name the patient: sealed to the service,
+                # shown only to the patient in their disclosures, never on the chain.
+                answer = self._disclose(
+                    tx,
+                    head,
+                    stored,
+                    decision=decision,
+                    caller=caller,
+                    now=now,
+                    action=AccessAction.BREAK_GLASS,
+                    reason_sealed=self._cipher.seal_note(reason),
+                )
         self._notify()
+        if refused is not None:
+            raise refused
         log.warning("break-glass access", extra={"event_id": answer["access"]["event"]["id"]})
         return answer
 
@@ -159,7 +171,7 @@ class RecordReader(Generic[TxT]):
                 answer = None
         self._notify()
         if answer is None:
-            raise ConsentRequiredError(_REFUSED)
+            raise _refusal(decision)
         return answer
 
     def search(
@@ -244,9 +256,13 @@ class RecordReader(Generic[TxT]):
         }
 
     def export(self, caller: str, patient: str) -> dict[str, Any]:
-        """A FHIR Bundle of the patient's readable (not erased) records, latest versions."""
-        pseudonym = self._own(caller, patient)
+        """A FHIR Bundle of the patient's readable (not erased) records, latest versions.
+        Anyone else's attempt is refused, and audited when `patient` is a registered patient
+        (an unknown DID has no records to protect, and no patient to tell)."""
         now = self._clock()
+        if caller != patient:
+            self._refuse_export(caller, patient, now)
+        pseudonym = self._own(caller, patient)
         with self._uow.transaction() as tx:
             self._vault.lock(tx)
             resources = []
@@ -279,12 +295,36 @@ class RecordReader(Generic[TxT]):
         )
 
     def _refuse(
-        self, tx: TxT, head: RecordHead, decision: ReadDecision, caller: str, now: datetime
+        self,
+        tx: TxT,
+        head: RecordHead,
+        decision: ReadDecision,
+        caller: str,
+        now: datetime,
+        *,
+        action: AccessAction = AccessAction.READ,
     ) -> None:
-        access = Access(
-            head.patient, AccessAction.READ, AccessOutcome.DENIED, decision, caller, head.record_id
-        )
+        denied = AccessOutcome.DENIED
+        access = Access(head.patient, action, denied, decision, caller, head.record_id)
         self._ledger.audit(tx, access, now)
+
+    def _refuse_export(self, caller: str, patient: str, now: datetime) -> None:
+        target = self._ledger.pseudonym(patient)
+        with self._uow.transaction() as tx:
+            if self._chain.patient_registered(target, tx):
+                standing = self._chain.practitioner(caller, tx) is not None
+                role = ActorRole.PRACTITIONER if standing else ActorRole.OTHER
+                decision = ReadDecision(False, role, Purpose.PATIENT_REQUEST)
+                access = Access(target, AccessAction.EXPORT, AccessOutcome.DENIED, decision, caller)
+                self._ledger.audit(tx, access, now)
+        self._notify()
+        raise ForbiddenError("only the patient may export their records")
+
+    def _other_role(self, head: RecordHead, caller: str, practitioner: bool) -> ActorRole:
+        """The capacity of a refused caller: the record's own patient is never named."""
+        if self._ledger.pseudonym(caller) == head.patient:
+            return ActorRole.PATIENT
+        return ActorRole.PRACTITIONER if practitioner else ActorRole.OTHER
 
     def _own(self, caller: str, patient: str) -> str:
         if caller != patient:
@@ -384,6 +424,17 @@ class RecordReader(Generic[TxT]):
             "event": {"source": self._ledger.source, "id": entry.event_id},
             "sealed_height": None if mark is None else mark.height,
         }
+
+
+def _refusal(decision: ReadDecision) -> ForbiddenError:
+    """A refused read's 403: a revoked practitioner is told why; anyone else may still ask
+    the patient for consent (or, as a practitioner, break the glass)."""
+    if decision.revoked:
+        return ForbiddenError(
+            "the practitioner's credential is revoked: no access as author, grantee or in an "
+            "emergency"
+        )
+    return ConsentRequiredError(_REFUSED)
 
 
 def _listed(head: RecordHead) -> dict[str, Any]:

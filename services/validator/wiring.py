@@ -20,6 +20,7 @@ from shared.keystore import read_genesis_file
 from shared.runtime.app import service_app
 from shared.runtime.identity import load_identity
 from shared.runtime.metrics import ConsumerLagMetrics, ServiceMetrics
+from shared.runtime.ratelimit import AddressRateLimit, wire_rate_limit
 from shared.runtime.server import run_service
 from shared.store import open_database
 from shared.topics import LEDGER_ATTESTATIONS, LEDGER_BLOCKS
@@ -72,7 +73,7 @@ def build(settings: ValidatorSettings) -> FastAPI:
         audit=settings.audit_on_start,
         statistics=ConsumerLagMetrics.of(metrics.registry).reporter("validator"),
     )
-    return service_app(
+    app = service_app(
         settings,
         version=__version__,
         identity=identity,
@@ -85,6 +86,9 @@ def build(settings: ValidatorSettings) -> FastAPI:
             explorer_router(),
         ],
     )
+    # Its reads are open to anyone: limited per client address (CARELEDGER_RATE_LIMIT_*).
+    app.add_middleware(AddressRateLimit, limiter=wire_rate_limit(settings, metrics))
+    return app
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from shared.auth import (
 )
 from shared.runtime.errors import ApiError
 from shared.runtime.metrics import ServiceMetrics
+from shared.runtime.ratelimit import RateLimiter, wire_rate_limit
 from shared.runtime.settings import ServiceSettings
 from shared.sources import utc_now
 from shared.store import Database
@@ -53,6 +54,12 @@ class Authenticator:
 
     Verifies the token (shared.auth.verify_token), then remembers its (iss, jti) until it
     expires (plus the leeway it is accepted for), so each token is used once.
+
+    With a `rate_limit`, in this order: a client address whose bucket refusals have emptied
+    gets 429 before its token is even parsed; a refused token takes a token from its
+    address's bucket (so failed-authentication floods are limited too); a verified caller
+    takes one from its DID's bucket before its jti is remembered (a request answered 429
+    may be retried with the same token).
     """
 
     def __init__(
@@ -64,8 +71,10 @@ class Authenticator:
         clock: Callable[[], datetime] = utc_now,
         max_lifetime: int = MAX_LIFETIME,
         leeway: int = DEFAULT_LEEWAY,
+        rate_limit: RateLimiter | None = None,
     ) -> None:
         self._audience = audience
+        self._rate_limit = rate_limit
         self._seen = seen
         self._clock = clock
         self._max_lifetime = max_lifetime
@@ -86,8 +95,26 @@ class Authenticator:
         app.state.authenticator = self
 
     def __call__(self, request: Request) -> Caller:
-        """The caller of `request`, or a 401 ApiError saying why not (RFC 6750 §3)."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        """The caller of `request`, or a 401 ApiError saying why not (RFC 6750 §3), or a 429
+        (`rate_limited`, with Retry-After) when its caller or address is over its rate."""
+        address = request.client.host if request.client is not None else "unknown"
+        if self._rate_limit is not None:
+            self._rate_limit.refuse_exhausted_address(address)
+        try:
+            caller = self._verify(request)
+        except _Refused as refused:
+            if self._rate_limit is not None:
+                self._rate_limit.check_address(address)
+            raise refused.error from None
+        return caller
+
+    def _verify(self, request: Request) -> Caller:
+        given = request.headers.getlist("Authorization")
+        if len(given) > 1:
+            # Not a list-valued field (RFC 9110 §5.3): which one a proxy checked and which
+            # one we would is ambiguous, so neither is trusted.
+            raise self._refuse(TokenFailure.MALFORMED, "send one Authorization header")
+        scheme, _, token = (given[0] if given else "").partition(" ")
         if not scheme:
             raise self._refuse(TokenFailure.MISSING, "send Authorization: Bearer <token>")
         if scheme.lower() != "bearer" or not token.strip():
@@ -101,6 +128,8 @@ class Authenticator:
                 max_lifetime=self._max_lifetime,
                 leeway=self._leeway,
             )
+            if self._rate_limit is not None:
+                self._rate_limit.check_caller(claims.issuer)
             # Accepted until exp + leeway, so remembered that long.
             horizon = claims.expires_at + timedelta(seconds=self._leeway)
             self._seen.remember(claims.issuer, claims.jti, horizon, now)
@@ -109,13 +138,21 @@ class Authenticator:
             raise self._refuse(exc.reason, exc.message) from exc
         return Caller(did=claims.issuer, jti=claims.jti)
 
-    def _refuse(self, reason: TokenFailure, detail: str) -> ApiError:
+    def _refuse(self, reason: TokenFailure, detail: str) -> _Refused:
         self._failures.labels(str(reason)).inc()
         challenge = f'Bearer realm="{self._audience}"'
         if reason is not TokenFailure.MISSING:
             # RFC 6750 §3.1: no error code when the request carried no credentials at all.
             challenge += f', error="invalid_token", error_description="{reason}"'
-        return ApiError(401, str(reason), detail, headers={"WWW-Authenticate": challenge})
+        return _Refused(ApiError(401, str(reason), detail, headers={"WWW-Authenticate": challenge}))
+
+
+class _Refused(Exception):  # noqa: N818 - a carrier, not an error of its own
+    """A 401 on its way out of `_verify`, so that only refusals are charged to the address."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.reason)
+        self.error = error
 
 
 def authenticated_caller(request: Request) -> Caller:
@@ -137,10 +174,12 @@ CurrentCaller = Annotated[Caller, Depends(authenticated_caller)]
 def wire_authenticator(
     settings: ServiceSettings, database: Database, metrics: ServiceMetrics
 ) -> Authenticator:
-    """The authenticator of a service: audience = its name, replay table in its database."""
+    """The authenticator of a service: audience = its name, replay table in its database,
+    rate limits from CARELEDGER_RATE_LIMIT_PER_SECOND / _BURST."""
     migrate_seen_tokens(database)
     return Authenticator(
         audience=settings.service_name,
         seen=SqlSeenTokens(database=database),
         metrics=metrics,
+        rate_limit=wire_rate_limit(settings, metrics),
     )

@@ -62,6 +62,11 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=5.0, gt=0, le=60)
     #: The largest HTTP request body accepted, in bytes (413 `too_large` beyond it).
     max_request_bytes: int = Field(default=1024 * 1024, ge=4096, le=16 * 1024 * 1024)
+    #: Requests per second each caller DID (and each client address, for refused or open
+    #: requests) may sustain; 0 disables the limit (429 `rate_limited`, docs/auth.md).
+    rate_limit_per_second: float = Field(default=200.0, ge=0, le=1_000_000)
+    #: How many requests a caller may make at once after being idle; 0 disables the limit.
+    rate_limit_burst: int = Field(default=400, ge=0, le=1_000_000)
 
     kafka_bootstrap_servers: str = Field(
         default=DEFAULT_BOOTSTRAP,

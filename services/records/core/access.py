@@ -4,7 +4,10 @@ the practitioner directory and the clock.
 Reads: the patient, the record's author, and a grantee whose consent is in force for the
 record's resource type and the stated purpose. Anyone else is denied (and audited); a
 practitioner in good standing may still break the glass, which is allowed, flagged and
-audited. The admin may erase but never read.
+audited. A practitioner whose credential was revoked reads in no practitioner's capacity,
+neither as the author nor as a grantee (their own records as a patient stay theirs): the
+revocation is the authority's word that the DID no longer acts as a practitioner. The admin
+may erase but never read.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class ReadDecision:
     role: ActorRole
     purpose: Purpose
     consent_id: str | None = None
+    #: Denied because the caller is a practitioner whose credential is revoked.
+    revoked: bool = False
 
 
 def decide_read(
@@ -63,6 +68,8 @@ def decide_read(
     if caller_pseudonym == head.patient:
         return ReadDecision(True, ActorRole.PATIENT, purpose or Purpose.PATIENT_REQUEST)
     wanted = purpose or Purpose.TREATMENT
+    if practitioner is not None and practitioner.revoked is not None:
+        return ReadDecision(False, ActorRole.PRACTITIONER, wanted, revoked=True)
     if caller == head.author:
         return ReadDecision(True, ActorRole.AUTHOR, wanted)
     for consent in consents:
@@ -79,12 +86,13 @@ def decide_read(
 
 
 def may_break_glass(practitioner: Practitioner | None, reason: str, now: datetime) -> None:
-    """Break-glass is for practitioners in good standing, with a stated reason."""
-    require_practitioner(practitioner, now, "break the glass")
+    """Break-glass is for practitioners in good standing, with a stated reason. The reason is
+    checked first: an unusable request (422) is no access attempt, a refused one (403) is."""
     if not reason.strip():
         raise InvalidRequestError("break-glass needs a stated emergency reason")
     if len(reason) > MAX_REASON_CHARS:
         raise InvalidRequestError(f"a break-glass reason has at most {MAX_REASON_CHARS} chars")
+    require_practitioner(practitioner, now, "break the glass")
 
 
 def require_practitioner(practitioner: Practitioner | None, now: datetime, action: str) -> None:

@@ -271,6 +271,7 @@ def build_world() -> World:
         service=BillingService(
             genesis=chain.config,
             pseudonym=lambda did: patient_pseudonym(PSEUDONYM_KEY, did),
+            practitioner_revoked=directory.practitioner_revoked,
             **common,
         ),
         notified=notified,

@@ -403,6 +403,27 @@ def test_the_patient_the_practitioner_and_the_admin_read_it(issued: tuple[World,
         world.service.journal(world.did("stranger"), invoice_id)
 
 
+def test_a_revoked_practitioner_reads_no_invoice_and_the_others_still_do(
+    issued: tuple[World, str],
+) -> None:
+    world, invoice_id = issued
+    encounter = world.service.invoice(world.admin, invoice_id)["encounter_id"]
+    world.revoke_practitioner()
+    practitioner = world.did("practitioner")
+    for read in (
+        lambda: world.service.invoice(practitioner, invoice_id),
+        lambda: world.service.journal(practitioner, invoice_id),
+        lambda: world.service.fhir(practitioner, invoice_id),
+        lambda: world.service.invoices(practitioner, encounter=encounter),
+    ):
+        with pytest.raises(ForbiddenError, match="credential is revoked"):
+            read()
+    for who in (world.did("patient"), world.admin):
+        assert world.service.invoice(who, invoice_id)["invoice_id"] == invoice_id
+    with pytest.raises(NotFoundError):
+        world.service.invoice(world.did("stranger"), invoice_id)
+
+
 def test_listing_by_encounter_and_a_patients_own(deployed: World) -> None:
     world = deployed
     world.bill("enc-1")

@@ -95,6 +95,25 @@ def test_the_author_reads_without_consent_for_treatment_by_default() -> None:
     assert read(caller=AUTHOR, consents=(), purpose=Purpose.RESEARCH).purpose is Purpose.RESEARCH
 
 
+def test_a_revoked_practitioner_reads_neither_as_author_nor_as_grantee() -> None:
+    revoked = replace(PRACTITIONER, revoked=9)
+    as_grantee = read(practitioner=revoked)
+    assert as_grantee == ReadDecision(
+        False, ActorRole.PRACTITIONER, Purpose.TREATMENT, revoked=True
+    )
+    as_author = read(caller=AUTHOR, consents=(), practitioner=replace(revoked, did=AUTHOR))
+    assert (as_author.allowed, as_author.revoked) == (False, True)
+    # An expired licence stops writing, not reading what one wrote (require_practitioner).
+    lapsed = replace(PRACTITIONER, did=AUTHOR, valid_until=NOW - timedelta(days=1))
+    assert read(caller=AUTHOR, consents=(), practitioner=lapsed).allowed is True
+
+
+def test_a_revoked_practitioner_still_reads_their_own_records_as_a_patient() -> None:
+    revoked = replace(PRACTITIONER, revoked=9)
+    decision = read(pseudonym=PATIENT, practitioner=revoked)
+    assert decision == ReadDecision(True, ActorRole.PATIENT, Purpose.PATIENT_REQUEST)
+
+
 def test_a_grantee_reads_under_a_consent_in_force_and_the_decision_names_it() -> None:
     assert read() == ReadDecision(True, ActorRole.GRANTEE, Purpose.TREATMENT, "c-1")
 

@@ -190,18 +190,29 @@ def test_break_glass_is_allowed_flagged_and_its_reason_shown_only_to_the_patient
     assert entry["actor"] == people.did("second")
 
 
-def test_break_glass_is_refused_without_standing_or_reason_and_not_audited(
+def test_break_glass_without_standing_is_refused_and_audited_without_a_reason_not(
     people: World,
 ) -> None:
     record = create(people)
     people.register_practitioner("revoked", revoked=2)
+    with pytest.raises(InvalidRequestError, match="reason"):
+        people.reader.break_glass(people.did("second"), record, reason="  ")
+    with pytest.raises(InvalidRequestError, match="reason"):
+        people.reader.break_glass(people.did("stranger"), record, reason="")
+    assert accesses(people) == []  # an unusable request is no access attempt
     with pytest.raises(ForbiddenError, match="break the glass"):
         people.reader.break_glass(people.did("stranger"), record, reason="emergency")
     with pytest.raises(ForbiddenError, match="break the glass"):
         people.reader.break_glass(people.did("revoked"), record, reason="emergency")
-    with pytest.raises(InvalidRequestError, match="reason"):
-        people.reader.break_glass(people.did("second"), record, reason="  ")
-    assert accesses(people) == []
+    with pytest.raises(ForbiddenError, match="break the glass"):
+        people.reader.break_glass(people.did("patient"), record, reason="emergency")
+    denied = [(a["action"], a["outcome"], a["role"], a.get("actor")) for a in accesses(people)]
+    assert denied == [
+        ("break_glass", "denied", "other", people.did("stranger")),
+        ("break_glass", "denied", "practitioner", people.did("revoked")),
+        ("break_glass", "denied", "patient", None),  # the record's patient is never named
+    ]
+    assert all(a["purpose"] == "ETREAT" and a["record"] == record for a in accesses(people))
 
 
 # --- envelope -------------------------------------------------------------------------------
