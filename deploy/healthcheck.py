@@ -11,6 +11,7 @@ else the service's default port from `careledger.topology`, the validators' from
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -58,10 +59,31 @@ def probe_host(environ: Mapping[str, str]) -> str:
     return "127.0.0.1" if host in {"0.0.0.0", "", "::"} else host  # noqa: S104 - a bind-all address is mapped to loopback here
 
 
-def check_health(host: str, port: int, *, timeout: float = TIMEOUT_SECONDS) -> None:
-    url = f"http://{host}:{port}/healthz"
+def probe_tls(environ: Mapping[str, str]) -> ssl.SSLContext | None:
+    """The TLS the service serves with (`CARELEDGER_TLS_CERT_FILE`), None for plain HTTP.
+
+    The probe asks its own container's process over loopback, so it does not verify the
+    server's certificate (it proves liveness, not identity). When the service asks for client
+    certificates (`CARELEDGER_TLS_CLIENT_CA_FILE`) the probe presents the service's own
+    certificate and key, which must then be allowed for client authentication too.
+    """
+    cert = environ.get("CARELEDGER_TLS_CERT_FILE", "").strip()
+    if not cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if environ.get("CARELEDGER_TLS_CLIENT_CA_FILE", "").strip():
+        context.load_cert_chain(cert, environ.get("CARELEDGER_TLS_KEY_FILE") or None)
+    return context
+
+
+def check_health(
+    host: str, port: int, *, timeout: float = TIMEOUT_SECONDS, tls: ssl.SSLContext | None = None
+) -> None:
+    url = f"{'https' if tls else 'http'}://{host}:{port}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=tls) as response:  # noqa: S310 - our own URL
             status = response.status
     except urllib.error.HTTPError as exc:
         raise ProbeError(f"{url} answered {exc.code}") from None
@@ -81,7 +103,7 @@ def main(environ: Mapping[str, str] = os.environ, argv: Sequence[str] | None = N
     """Probe the service whose command line is `argv` (PID 1's by default)."""
     try:
         module = service_module(pid1_command_line() if argv is None else argv)
-        check_health(probe_host(environ), service_port(environ, module))
+        check_health(probe_host(environ), service_port(environ, module), tls=probe_tls(environ))
     except (ProbeError, OSError, ValueError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
