@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from careledger.topology import default_services
+from careledger.topology import default_services, loopback_tls
 
 VALIDATOR_MODULE = "services.validator"
 DEFAULT_VALIDATOR = "validator-1"
@@ -59,25 +59,6 @@ def probe_host(environ: Mapping[str, str]) -> str:
     return "127.0.0.1" if host in {"0.0.0.0", "", "::"} else host  # noqa: S104 - a bind-all address is mapped to loopback here
 
 
-def probe_tls(environ: Mapping[str, str]) -> ssl.SSLContext | None:
-    """The TLS the service serves with (`CARELEDGER_TLS_CERT_FILE`), None for plain HTTP.
-
-    The probe asks its own container's process over loopback, so it does not verify the
-    server's certificate (it proves liveness, not identity). When the service asks for client
-    certificates (`CARELEDGER_TLS_CLIENT_CA_FILE`) the probe presents the service's own
-    certificate and key, which must then be allowed for client authentication too.
-    """
-    cert = environ.get("CARELEDGER_TLS_CERT_FILE", "").strip()
-    if not cert:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    if environ.get("CARELEDGER_TLS_CLIENT_CA_FILE", "").strip():
-        context.load_cert_chain(cert, environ.get("CARELEDGER_TLS_KEY_FILE") or None)
-    return context
-
-
 def check_health(
     host: str, port: int, *, timeout: float = TIMEOUT_SECONDS, tls: ssl.SSLContext | None = None
 ) -> None:
@@ -103,7 +84,7 @@ def main(environ: Mapping[str, str] = os.environ, argv: Sequence[str] | None = N
     """Probe the service whose command line is `argv` (PID 1's by default)."""
     try:
         module = service_module(pid1_command_line() if argv is None else argv)
-        check_health(probe_host(environ), service_port(environ, module), tls=probe_tls(environ))
+        check_health(probe_host(environ), service_port(environ, module), tls=loopback_tls(environ))
     except (ProbeError, OSError, ValueError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
