@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from careledger.topology import ServiceSpec
+from careledger.topology import ServiceSpec, loopback_tls
 
 #: Restart back-off: 1 s, doubling up to 30 s; reset after a minute of healthy uptime.
 BACKOFF_FIRST = 1.0
@@ -105,6 +105,8 @@ class Supervisor:
     ) -> None:
         self._announce = announce
         self.processes = [ManagedProcess(spec, {**env, **_port_env(spec)}, sink) for spec in specs]
+        #: The services serve HTTPS when the environment gives them a certificate.
+        self.tls = loopback_tls(env)
 
     def start_all(self) -> None:
         for managed in self.processes:
@@ -114,10 +116,12 @@ class Supervisor:
         """Poll every /readyz until all answer 200 or the time is up; return the states."""
         deadline = time.monotonic() + timeout
         states = {m.spec.name: "starting" for m in self.processes}
-        with httpx.Client(timeout=1.0) as client:
+        with httpx.Client(timeout=1.0, verify=self.tls or True) as client:
             while time.monotonic() < deadline:
                 for managed in self.processes:
-                    states[managed.spec.name] = readiness(client, managed.spec)
+                    states[managed.spec.name] = readiness(
+                        client, managed.spec, tls=self.tls is not None
+                    )
                 if all(state == "ready" for state in states.values()):
                     break
                 self.tend()
@@ -157,10 +161,10 @@ class Supervisor:
         return [m.spec.name for m in stragglers]
 
 
-def readiness(client: httpx.Client, spec: ServiceSpec) -> str:
+def readiness(client: httpx.Client, spec: ServiceSpec, *, tls: bool = False) -> str:
     """`ready`, `not ready: <reasons>` or `down`."""
     try:
-        response = client.get(f"{spec.url()}/readyz")
+        response = client.get(f"{spec.url(tls=tls)}/readyz")
     except httpx.HTTPError:
         return "down"
     if response.status_code == 200:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.kafka import KafkaSettings
@@ -20,8 +22,25 @@ class ServiceSpec:
     port: int
     extra_env: tuple[tuple[str, str], ...] = ()
 
-    def url(self, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}"
+    def url(self, host: str = "127.0.0.1", *, tls: bool = False) -> str:
+        return f"{'https' if tls else 'http'}://{host}:{self.port}"
+
+
+def loopback_tls(environ: Mapping[str, str]) -> ssl.SSLContext | None:
+    """How a probe on the same box reaches a service started with `environ`: None for plain
+    HTTP; with `CARELEDGER_TLS_CERT_FILE` a TLS context that does not verify the server (a
+    probe of its own box's process proves liveness, not identity) and, when the service
+    requires client certificates (`CARELEDGER_TLS_CLIENT_CA_FILE`), presents the service's
+    own certificate and key, which must then allow client authentication too."""
+    cert = environ.get("CARELEDGER_TLS_CERT_FILE", "").strip()
+    if not cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if environ.get("CARELEDGER_TLS_CLIENT_CA_FILE", "").strip():
+        context.load_cert_chain(cert, environ.get("CARELEDGER_TLS_KEY_FILE") or None)
+    return context
 
 
 def default_services(

@@ -96,7 +96,7 @@ def run_up(options: UpOptions, console: Console) -> int:
     supervisor.start_all()
     try:
         states = supervisor.wait_ready(timeout=options.ready_timeout)
-        console.print(_table(services, states))
+        console.print(_table(services, states, tls=supervisor.tls is not None))
         if all(state == "ready" for state in states.values()):
             log.announce("all services ready — Ctrl-C stops everything")
         else:
@@ -166,7 +166,7 @@ def one_box_defaults(services: Sequence[ServiceSpec], environ: Mapping[str, str]
     return {VERIFY_WORKERS_ENV: "1"}
 
 
-def _table(services: Sequence[ServiceSpec], states: dict[str, str]) -> Table:
+def _table(services: Sequence[ServiceSpec], states: dict[str, str], *, tls: bool) -> Table:
     table = Table(title="CareLedger services")
     table.add_column("service")
     table.add_column("url")
@@ -174,7 +174,7 @@ def _table(services: Sequence[ServiceSpec], states: dict[str, str]) -> Table:
     for spec in services:
         state = states.get(spec.name, "?")
         style = "green" if state == "ready" else "red"
-        table.add_row(spec.name, spec.url(), f"[{style}]{state}[/]")
+        table.add_row(spec.name, spec.url(tls=tls), f"[{style}]{state}[/]")
     return table
 
 

@@ -11,13 +11,14 @@ else the service's default port from `careledger.topology`, the validators' from
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from careledger.topology import default_services
+from careledger.topology import default_services, loopback_tls
 
 VALIDATOR_MODULE = "services.validator"
 DEFAULT_VALIDATOR = "validator-1"
@@ -58,10 +59,12 @@ def probe_host(environ: Mapping[str, str]) -> str:
     return "127.0.0.1" if host in {"0.0.0.0", "", "::"} else host  # noqa: S104 - a bind-all address is mapped to loopback here
 
 
-def check_health(host: str, port: int, *, timeout: float = TIMEOUT_SECONDS) -> None:
-    url = f"http://{host}:{port}/healthz"
+def check_health(
+    host: str, port: int, *, timeout: float = TIMEOUT_SECONDS, tls: ssl.SSLContext | None = None
+) -> None:
+    url = f"{'https' if tls else 'http'}://{host}:{port}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=tls) as response:  # noqa: S310 - our own URL
             status = response.status
     except urllib.error.HTTPError as exc:
         raise ProbeError(f"{url} answered {exc.code}") from None
@@ -81,7 +84,7 @@ def main(environ: Mapping[str, str] = os.environ, argv: Sequence[str] | None = N
     """Probe the service whose command line is `argv` (PID 1's by default)."""
     try:
         module = service_module(pid1_command_line() if argv is None else argv)
-        check_health(probe_host(environ), service_port(environ, module))
+        check_health(probe_host(environ), service_port(environ, module), tls=loopback_tls(environ))
     except (ProbeError, OSError, ValueError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1

@@ -69,6 +69,13 @@ class RecordVault(Protocol[TxT_contra]):
         version's nonce and ciphertext (the hashes stay); mark the head erased."""
         ...
 
+    def forget_deleted(self) -> bool:
+        """After a committed shred or dropped wraps: make the deleted bytes unrecoverable
+        from the store's own files where the store can (SQLite: out of the write-ahead log),
+        so a copy of the files taken later holds no destroyed key. False if they remain
+        there for now (the next call, or the store's own checkpoint, removes them)."""
+        ...
+
 
 class ConsentBook(Protocol[TxT_contra]):
     """Patients' consents, revoked ones included."""

@@ -197,6 +197,7 @@ class RecordsService(Generic[TxT]):
             )
             self._ledger.audit(tx, access, now)
         self._committed("record erased", event)
+        self._forget_deleted("record erased")
         return {
             "record": record_id,
             "erased": True,
@@ -284,6 +285,7 @@ class RecordsService(Generic[TxT]):
                     self._wrap_for(tx, other)
             self._audit_consent(tx, consent, AccessAction.CONSENT_REVOKED, caller, now)
         self._committed("consent revoked", event)
+        self._forget_deleted("consent revoked")
         return True, {
             "consent": consent_view(consent, self._ledger.source),
             "event": event.reference(),
@@ -378,6 +380,15 @@ class RecordsService(Generic[TxT]):
             "commitment": stored.commitment,
             "event": event.reference(),
         }
+
+    def _forget_deleted(self, what: str) -> None:
+        """Purge the keys just deleted from the store's files; the change is committed either
+        way, so a purge a reader delayed is a warning, not a failed request."""
+        if not self._vault.forget_deleted():
+            log.warning(
+                "deleted keys remain in the store's write-ahead log until its next checkpoint",
+                extra={"after": what},
+            )
 
     def _committed(self, what: str, event: RecordsEvent) -> None:
         self._notify()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -91,7 +92,42 @@ def run_service(settings_type: type[S], build: Callable[[S], FastAPI]) -> None:
         _refuse_to_start(
             settings.instance_name, f"cannot start: database: {reason}", EXIT_CANNOT_START
         )
-    config = uvicorn.Config(
+    config = server_config(app, settings)
+    try:
+        config.load()  # builds the TLS context: a bad certificate or key stops us here
+    except (ssl.SSLError, OSError) as exc:
+        _refuse_to_start(settings.instance_name, f"cannot start: TLS: {exc}", EXIT_CANNOT_START)
+    log.info(
+        "listening",
+        extra={
+            "host": settings.host,
+            "port": settings.listen_port,
+            "scheme": "https" if settings.tls_cert_file else "http",
+            "client_certificates": settings.tls_client_ca_file is not None,
+        },
+    )
+    server = uvicorn.Server(config)
+    _exit_cleanly_on_stop_signals()
+    server.run()
+    if not server.started:
+        sys.exit(EXIT_CANNOT_START)
+
+
+def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
+    """uvicorn's configuration for `app`: HTTPS when a certificate is set, asking for client
+    certificates signed by the client CA when one is set (mutual TLS)."""
+    tls: dict[str, Any] = {}
+    if settings.tls_cert_file is not None:
+        tls = {
+            "ssl_certfile": str(settings.tls_cert_file),
+            "ssl_keyfile": str(settings.tls_key_file),
+        }
+    if settings.tls_client_ca_file is not None:
+        tls |= {
+            "ssl_ca_certs": str(settings.tls_client_ca_file),
+            "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        }
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.listen_port,
@@ -99,13 +135,8 @@ def run_service(settings_type: type[S], build: Callable[[S], FastAPI]) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        **tls,
     )
-    log.info("listening", extra={"host": settings.host, "port": settings.listen_port})
-    server = uvicorn.Server(config)
-    _exit_cleanly_on_stop_signals()
-    server.run()
-    if not server.started:
-        sys.exit(EXIT_CANNOT_START)
 
 
 def configuration_problems(settings_type: type[ServiceSettings], error: ValidationError) -> str:

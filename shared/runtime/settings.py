@@ -67,6 +67,13 @@ class ServiceSettings(BaseSettings):
     rate_limit_per_second: float = Field(default=200.0, ge=0, le=1_000_000)
     #: How many requests a caller may make at once after being idle; 0 disables the limit.
     rate_limit_burst: int = Field(default=400, ge=0, le=1_000_000)
+    #: HTTPS: the PEM certificate chain and private key the HTTP API serves with (both or
+    #: neither; CARELEDGER_TLS_CERT_FILE, CARELEDGER_TLS_KEY_FILE). Unset: plain HTTP.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: PEM CA certificates: when set, every client must present a certificate they signed
+    #: (mutual TLS; CARELEDGER_TLS_CLIENT_CA_FILE). Needs the certificate and key.
+    tls_client_ca_file: Path | None = None
 
     kafka_bootstrap_servers: str = Field(
         default=DEFAULT_BOOTSTRAP,
@@ -143,6 +150,26 @@ class ServiceSettings(BaseSettings):
             self._kafka_sasl_password = read_secret_file(
                 self.kafka_sasl_password_file, "CARELEDGER_KAFKA_SASL_PASSWORD_FILE"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_files_complete(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "set CARELEDGER_TLS_CERT_FILE and CARELEDGER_TLS_KEY_FILE together, or neither"
+            )
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError(
+                "CARELEDGER_TLS_CLIENT_CA_FILE needs CARELEDGER_TLS_CERT_FILE and "
+                "CARELEDGER_TLS_KEY_FILE (client certificates are asked for over TLS only)"
+            )
+        for variable, path in (
+            ("CARELEDGER_TLS_CERT_FILE", self.tls_cert_file),
+            ("CARELEDGER_TLS_KEY_FILE", self.tls_key_file),
+            ("CARELEDGER_TLS_CLIENT_CA_FILE", self.tls_client_ca_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{variable}: {path} is not a readable file")
         return self
 
     @model_validator(mode="after")

@@ -140,6 +140,10 @@ class MemoryRecordsStore:
             del staged.wraps[pair]
         return len(dropped)
 
+    def forget_deleted(self) -> bool:
+        """Nothing to do: deleted entries are gone with their references."""
+        return True
+
     def shred(self, tx: MemoryTransaction, record_id: str, erasure: Erasure) -> None:
         staged = self._staged(tx)
         head = staged.heads.get(record_id)

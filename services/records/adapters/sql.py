@@ -149,6 +149,28 @@ class SqlRecordsStore:
         dropped = tx.execute(delete(wraps_table).where(wraps_table.c.consent_id == consent_id))
         return int(dropped.rowcount)
 
+    def forget_deleted(self) -> bool:
+        """SQLite: checkpoint the write-ahead log into the database file, where
+        `secure_delete` zeroed the deleted bytes, and truncate it; until then the WAL keeps
+        the frames written before the deletion (the keys themselves). False if a reader
+        kept the checkpoint from completing within the busy timeout. PostgreSQL: nothing
+        this process can do (dead tuples until VACUUM, the WAL archive; docs/deploy.md),
+        so True."""
+        if self._database.dialect != "sqlite":
+            return True
+        connection = self._database.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                # Outside any transaction (the connection is in autocommit mode): SQLite
+                # refuses to checkpoint inside one.
+                busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+        return not busy
+
     def shred(self, tx: Connection, record_id: str, erasure: Erasure) -> None:
         erased = tx.execute(
             update(heads_table)
