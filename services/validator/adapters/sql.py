@@ -28,8 +28,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.sql import Select
 
+from services.validator.errors import StoreIntegrityError
 from services.validator.ports import (
     ATTESTATIONS_CURSOR,
     BLOCKS_CURSOR,
@@ -151,6 +153,26 @@ cursors_table = Table(
     Column("topic", String(249), primary_key=True),
     Column("last_offset", BigInteger(), nullable=False),
 )
+
+
+def check_store_file(database: Database) -> None:
+    """Refuse a store file SQLite itself finds damaged (truncated, overwritten, not a database):
+    `PRAGMA quick_check` (every page and index entry is well formed; not the slower
+    `integrity_check`'s cross-check of index contents). PostgreSQL checks its own pages.
+    Raises `StoreIntegrityError` with SQLite's first complaint."""
+    if database.dialect != "sqlite":
+        return
+    try:
+        with database.read() as tx:
+            found = [str(row[0]) for row in tx.exec_driver_sql("PRAGMA quick_check")]
+    except DatabaseError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise StoreIntegrityError(f"the store file is damaged: {reason}") from None
+    if found != ["ok"]:
+        raise StoreIntegrityError(
+            f"the store file is damaged: {found[0] if found else 'no answer'}",
+            computed=found[:5],
+        )
 
 
 def migrate_chain_store(database: Database) -> str | None:
