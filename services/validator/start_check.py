@@ -18,14 +18,25 @@ which costs as much as verifying the chain did. docs/chain.md states both costs.
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+from pydantic import ValidationError
 
 from services.validator.errors import StoreIntegrityError
 from services.validator.ports import ChainStore
-from shared.attestation import AttestationError, verify_attestation
-from shared.block import Block, ChainError, block_from_json, verify_block_signature
+from shared.attestation import Attestation, AttestationError, verify_attestation
+from shared.block import (
+    Block,
+    BlockFormatError,
+    BlockHeader,
+    ChainError,
+    verify_block_signature,
+)
 from shared.canonical import canonicalize
 from shared.genesis import GenesisConfig
 from shared.merkle.hashing import leaf_hash
@@ -57,60 +68,102 @@ def check_stored_chain(
     head = store.head()
     if head is None:
         return StartCheck(0, 0, 0, time.perf_counter() - started)
-    previous: Block | None = None
+    previous: _Parsed | None = None
     attestations = signatures = 0
-    first_signed = head.height - tail + 1
+    first_in_tail = head.height - tail + 1
+    records = _by_height(store.attestation_records(0, head.height))
+    pending = next(records, None)
+    tail_leaves: list[tuple[int, int, bytes]] = []  # (height, leaf index, computed hash)
     for stored in store.blocks(0, head.height):
-        expected = 0 if previous is None else previous.header.height + 1
+        expected = 0 if previous is None else previous.height + 1
         if stored.height != expected:
             raise StoreIntegrityError(
                 "the stored chain has a gap", expected=expected, computed=stored.height,
                 height=expected,
             )  # fmt: skip
-        block = _stored_block(stored.raw, stored.height, genesis)
+        block = _parse(stored.raw, stored.height, genesis)
         _check_columns(block, stored.block_hash, stored.tree_size, stored.log_root)
         _check_link(block, previous)
-        in_tail = stored.height >= first_signed
+        in_tail = stored.height >= first_in_tail
         if in_tail:
-            _check_leaves(store, block)
-        found, signed = _check_attestations(store, block, genesis, in_tail)
-        attestations += found
-        signatures += signed
+            first = block.header.tree_size - block.header.event_count
+            tail_leaves += [
+                (block.height, first + i, leaf_hash(canonicalize(event)))
+                for i, event in enumerate(block.events)
+            ]
+        while pending is not None and pending[0] <= block.height:
+            if pending[0] == block.height:
+                attestations += len(pending[1])
+                signatures += _check_attestations(pending[1], block, genesis, signed=in_tail)
+            pending = next(records, None)
         previous = block
-    if previous is None or previous.header.height != head.height:
+    if previous is None or previous.height != head.height:
         raise StoreIntegrityError(
             "the stored chain ends before its head",
             expected=head.height,
-            computed=None if previous is None else previous.header.height,
+            computed=None if previous is None else previous.height,
             height=head.height,
         )
+    _check_leaves(store, tail_leaves)
     _check_head(store, previous)
     seconds = time.perf_counter() - started
     return StartCheck(head.height + 1, attestations, signatures, seconds)
 
 
-def _stored_block(raw: bytes, height: int, genesis: GenesisConfig) -> Block:
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A stored block read for the start check: its header checked, its events as JSON."""
+
+    header: BlockHeader
+    block_hash: str
+    events: list[dict[str, Any]]
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+
+def _by_height(records: Iterator[tuple[int, str]]) -> Iterator[tuple[int, list[str]]]:
+    for height, group in itertools.groupby(records, key=lambda record: record[0]):
+        yield height, [raw for _, raw in group]
+
+
+def _parse(raw: bytes, height: int, genesis: GenesisConfig) -> _Parsed:
+    """The stored block's header, hash and sealer signature checked (events only parsed:
+    re-verifying them is the full audit's)."""
     try:
-        block = block_from_json(raw)
-        verify_block_signature(block, genesis.sealer)
-    except ChainError as exc:
+        value = json.loads(raw)
+        events = value["events"]
+        signed = Block.model_validate(
+            {
+                "header": value["header"],
+                "block_hash": value["block_hash"],
+                "signature": value["signature"],
+                "events": (),
+            }
+        )
+        verify_block_signature(signed, genesis.sealer)
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise BlockFormatError("the block's events are not a list of objects")
+    except (ValueError, KeyError, TypeError, ValidationError, ChainError) as exc:
+        message = exc.message if isinstance(exc, ChainError) else type(exc).__name__
         raise StoreIntegrityError(
-            f"stored block {height} is not the block the sealer signed: {exc.message}",
-            expected=exc.expected,
-            computed=exc.computed,
+            f"stored block {height} is not the block the sealer signed: {message}",
+            expected=getattr(exc, "expected", None),
+            computed=getattr(exc, "computed", None),
             height=height,
         ) from exc
-    if block.header.height != height:
+    if signed.header.height != height:
         raise StoreIntegrityError(
             "a stored block is filed under another height",
             expected=height,
-            computed=block.header.height,
+            computed=signed.header.height,
             height=height,
         )
-    return block
+    return _Parsed(signed.header, signed.block_hash, events)
 
 
-def _check_columns(block: Block, block_hash: str, tree_size: int, log_root: str) -> None:
+def _check_columns(block: _Parsed, block_hash: str, tree_size: int, log_root: str) -> None:
     """The columns queries and proofs read are the block's own."""
     header = block.header
     found = (block_hash, tree_size, log_root)
@@ -124,7 +177,7 @@ def _check_columns(block: Block, block_hash: str, tree_size: int, log_root: str)
         )
 
 
-def _check_link(block: Block, previous: Block | None) -> None:
+def _check_link(block: _Parsed, previous: _Parsed | None) -> None:
     header = block.header
     prev_hash = _ZERO_HASH if previous is None else previous.block_hash
     prev_size = 0 if previous is None else previous.header.tree_size
@@ -144,59 +197,64 @@ def _check_link(block: Block, previous: Block | None) -> None:
         )
 
 
-def _check_leaves(store: ChainStore, block: Block) -> None:
-    """A tail block's events are the leaves the store proves inclusion with (an event altered
-    in an older block is the full audit's to find)."""
-    header = block.header
-    first = header.tree_size - header.event_count
-    computed = [leaf_hash(canonicalize(event)) for event in block.events]
+def _check_leaves(store: ChainStore, computed: list[tuple[int, int, bytes]]) -> None:
+    """The tail blocks' events are the leaves the store proves inclusion with (an event
+    altered in an older block is the full audit's to find). One read for the whole tail."""
+    if not computed:
+        return
     try:
-        stored = store.subtree_hashes([(0, first + i) for i in range(len(computed))])
+        stored = store.subtree_hashes([(0, index) for _, index, _ in computed])
     except KeyError as exc:
-        raise StoreIntegrityError("a stored leaf is missing", height=header.height) from exc
-    for i, (found, wanted) in enumerate(zip(stored, computed, strict=True)):
+        raise StoreIntegrityError("a stored leaf is missing", height=computed[0][0]) from exc
+    for (height, index, wanted), found in zip(computed, stored, strict=True):
         if found != wanted:
             raise StoreIntegrityError(
                 "a stored block's event is not the leaf the store proves",
                 expected=found.hex(),
                 computed=wanted.hex(),
-                height=header.height,
-                leaf_index=first + i,
+                height=height,
+                leaf_index=index,
             )
 
 
 def _check_attestations(
-    store: ChainStore, block: Block, genesis: GenesisConfig, signatures: bool
-) -> tuple[int, int]:
-    """Every stored attestation of this height names this block; in the tail, each is also
-    signed by its genesis validator. Returns (attestations, signatures checked)."""
-    found = store.attestations_at(block.header.height)
+    records: list[str], block: _Parsed, genesis: GenesisConfig, *, signed: bool
+) -> int:
+    """Every stored attestation of this height names this block; with `signed` (the tail),
+    each is also signed by its genesis validator. Returns the signatures checked."""
     header = block.header
-    for attestation in found:
-        described = (attestation.block_hash, attestation.tree_size, attestation.log_root)
-        if described != (block.block_hash, header.tree_size, header.log_root):
-            raise StoreIntegrityError(
-                "a stored attestation does not name the stored block",
-                expected=block.block_hash,
-                computed=attestation.block_hash,
-                height=header.height,
-                validator=attestation.validator,
+    wanted = (header.height, block.block_hash, header.tree_size, header.log_root)
+    for raw in records:
+        try:
+            value = json.loads(raw)
+            described = (
+                value["height"],
+                value["block_hash"],
+                value["tree_size"],
+                value["log_root"],
             )
-        if signatures:
-            try:
+            if signed:
+                attestation = Attestation.model_validate(value)
                 verify_attestation(
                     attestation, chain_id=genesis.chain_id, validators=genesis.validators
                 )
-            except AttestationError as exc:
-                raise StoreIntegrityError(
-                    f"a stored attestation does not verify: {exc.message}",
-                    height=header.height,
-                    validator=attestation.validator,
-                ) from exc
-    return len(found), len(found) if signatures else 0
+        except (ValueError, KeyError, TypeError, ValidationError, AttestationError) as exc:
+            message = exc.message if isinstance(exc, AttestationError) else type(exc).__name__
+            raise StoreIntegrityError(
+                f"a stored attestation does not verify: {message}", height=header.height
+            ) from exc
+        if described != wanted:
+            raise StoreIntegrityError(
+                "a stored attestation does not name the stored block",
+                expected=block.block_hash,
+                computed=str(value.get("block_hash")),
+                height=header.height,
+                validator=str(value.get("validator")),
+            )
+    return len(records) if signed else 0
 
 
-def _check_head(store: ChainStore, head: Block) -> None:
+def _check_head(store: ChainStore, head: _Parsed) -> None:
     state = store.state()
     if state is None or state.head_hash != head.block_hash:
         raise StoreIntegrityError(

@@ -59,6 +59,8 @@ VALIDATOR_MIGRATIONS = Path(__file__).parent / "migrations"
 VALIDATOR_VERSION_TABLE = "careledger_validator_version"
 # Keeps `IN (...)` lists well below SQLite's and PostgreSQL's bind-parameter limits.
 _PAGE = 50
+#: Heights per query when the start check reads every attestation (a few hundred bytes each).
+_ATTESTATION_PAGE = 1000
 _STATE_ROW = 1
 
 metadata = MetaData()
@@ -359,6 +361,21 @@ class SqlChainStore:
             return [Attestation.model_validate_json(raw) for (raw,) in tx.execute(query)]
 
     # --- evidence and cursors --------------------------------------------------------
+
+    def attestation_records(self, first: int, last: int) -> Iterator[tuple[int, str]]:
+        table = attestations_table
+        height = first
+        while height <= last:
+            upper = min(last, height + _ATTESTATION_PAGE - 1)
+            query = (
+                select(table.c.height, table.c.raw)
+                .where(table.c.height >= height, table.c.height <= upper)
+                .order_by(table.c.height, table.c.validator, table.c.block_hash)
+            )
+            with self._database.read() as tx:
+                page = [(int(h), str(raw)) for h, raw in tx.execute(query)]
+            yield from page
+            height = upper + 1
 
     def add_refusal(self, refusal: Refusal, *, offset: int | None) -> None:
         with self._database.transaction() as tx:
