@@ -212,7 +212,7 @@ class Validator:
         and head, without re-verifying events; raise `StoreIntegrityError` (and show it as
         the fault) if the store was altered."""
         try:
-            done = check_stored_chain(self._store, self._genesis)
+            done = check_stored_chain(self._store, self._genesis, own=self._key.did)
         except StoreIntegrityError as exc:
             height = exc.context.get("height")
             self._report(Fault(STORE_TAMPERED, height, _jsonable(exc.evidence())), STORE_TAMPERED)

@@ -4,12 +4,13 @@ to run at every start on a long chain, before anything is attested.
 Checked for every stored block (one pass over the blocks table): heights have no gap; the
 block parses; its header hashes to its `block_hash`, which the genesis sealer signed and the
 block's columns repeat; it links to the block before (`prev_hash`, `tree_size` grown by
-`event_count`, which is the number of its events). Every stored attestation names a stored
-block exactly (height, hash, tree size, root). The last `tail` blocks are checked fully
-against what the store proves with: their events hash to the stored leaves, and their
-attestations' signatures verify. At the head: the stored chain state is the head's, and the stored
-subtree hashes give the head's `log_root`. A file-level check (SQLite's `quick_check`) runs
-before, in `adapters.sql.check_store_file`.
+`event_count`, which is the number of its events). Every stored attestation of a block's
+hash describes it exactly (height, tree size, root), and this validator's own name its
+blocks (another validator's may name another block: the evidence of a conflict). The last
+`tail` blocks are checked fully against what the store proves with: their events hash to
+the stored leaves, and their attestations' signatures verify. At the head: the stored chain
+state is the head's, and the stored subtree hashes give the head's `log_root`. A file-level
+check (SQLite's `quick_check`) runs before, in `adapters.sql.check_store_file`.
 
 What it does not do is re-verify the events (signatures, admission, each block's Merkle
 leaves): that is the full audit from genesis (`Validator.audit`, setting `audit_on_start`),
@@ -60,10 +61,16 @@ class StartCheck:
 
 
 def check_stored_chain(
-    store: ChainStore, genesis: GenesisConfig, *, tail: int = DEFAULT_TAIL_BLOCKS
+    store: ChainStore,
+    genesis: GenesisConfig,
+    *,
+    own: str | None = None,
+    tail: int = DEFAULT_TAIL_BLOCKS,
 ) -> StartCheck:
     """Raise `StoreIntegrityError` (with the height and evidence) if the stored chain was
-    altered, truncated or has a gap; return what was checked."""
+    altered, truncated or has a gap; return what was checked. `own` is this validator's DID:
+    its own attestations must name its own blocks (another validator's may name another
+    block: that is stored as the evidence of a conflict, not damage)."""
     started = time.perf_counter()
     head = store.head()
     if head is None:
@@ -94,7 +101,9 @@ def check_stored_chain(
         while pending is not None and pending[0] <= block.height:
             if pending[0] == block.height:
                 attestations += len(pending[1])
-                signatures += _check_attestations(pending[1], block, genesis, signed=in_tail)
+                signatures += _check_attestations(
+                    pending[1], block, genesis, own=own, signed=in_tail
+                )
             pending = next(records, None)
         previous = block
     if previous is None or previous.height != head.height:
@@ -218,10 +227,11 @@ def _check_leaves(store: ChainStore, computed: list[tuple[int, int, bytes]]) -> 
 
 
 def _check_attestations(
-    records: list[str], block: _Parsed, genesis: GenesisConfig, *, signed: bool
+    records: list[str], block: _Parsed, genesis: GenesisConfig, *, own: str | None, signed: bool
 ) -> int:
-    """Every stored attestation of this height names this block; with `signed` (the tail),
-    each is also signed by its genesis validator. Returns the signatures checked."""
+    """Every stored attestation of this height that names this block's hash describes it
+    exactly, and ours all name it; with `signed` (the tail), each is also signed by its
+    genesis validator. Returns the signatures checked."""
     header = block.header
     wanted = (header.height, block.block_hash, header.tree_size, header.log_root)
     for raw in records:
@@ -233,6 +243,7 @@ def _check_attestations(
                 value["tree_size"],
                 value["log_root"],
             )
+            names_ours = value["block_hash"] == block.block_hash or value["validator"] == own
             if signed:
                 attestation = Attestation.model_validate(value)
                 verify_attestation(
@@ -243,7 +254,7 @@ def _check_attestations(
             raise StoreIntegrityError(
                 f"a stored attestation does not verify: {message}", height=header.height
             ) from exc
-        if described != wanted:
+        if names_ours and described != wanted:
             raise StoreIntegrityError(
                 "a stored attestation does not name the stored block",
                 expected=block.block_hash,

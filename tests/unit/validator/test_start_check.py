@@ -19,7 +19,7 @@ from services.validator.adapters.sql import (
 )
 from services.validator.errors import StoreIntegrityError
 from services.validator.start_check import check_stored_chain
-from shared.attestation import Attestation
+from shared.attestation import Attestation, sign_attestation
 from shared.block import block_to_json
 from shared.store import open_database
 from tests.unit.validator.conftest import Rig
@@ -41,9 +41,11 @@ def _set_raw(rig: Rig, height: int, raw: bytes) -> None:
         store._blocks[height] = replace(store._blocks[height], raw=raw)
 
 
-def _fails_at(rig: Rig, height: int, message: str, *, tail: int = 100) -> None:
+def _fails_at(
+    rig: Rig, height: int, message: str, *, tail: int = 100, own: str | None = None
+) -> None:
     with pytest.raises(StoreIntegrityError, match=message) as caught:
-        check_stored_chain(rig.store, rig.factory.config, tail=tail)
+        check_stored_chain(rig.store, rig.factory.config, tail=tail, own=own)
     assert caught.value.context["height"] == height
 
 
@@ -114,7 +116,23 @@ def test_an_altered_attestation_is_found(rig: Rig) -> None:
     forged = attestation.model_copy(update={"block_hash": "ab" * 32})
     _replace_attestation(store, attestation, forged)
     _fails_at(rig, 2, "attestation does not verify")  # in the tail: its signature, first
-    _fails_at(rig, 2, "does not name the stored block", tail=0)
+    own = rig.factory.keys["validator-1"].did
+    _fails_at(rig, 2, "does not name the stored block", tail=0, own=own)
+    check_stored_chain(store, rig.factory.config, tail=0)  # another's: a conflict's evidence
+
+
+def test_another_validators_attestation_of_another_block_is_evidence_not_damage(
+    rig: Rig,
+) -> None:
+    _feed(rig)
+    other = rig.factory.resign(rig.factory.blocks[2], sealed_at="2026-01-01T00:00:02.500000Z")
+    conflicting = sign_attestation(other.header, rig.factory.keys["validator-2"])
+    rig.store.add_attestation(conflicting, offset=None)
+    assert conflicting in rig.store.attestations_at(2)
+    check_stored_chain(rig.store, rig.factory.config)
+    own = sign_attestation(other.header, rig.factory.keys["validator-1"])
+    rig.store.add_attestation(own, offset=None)
+    _fails_at(rig, 2, "does not name the stored block", own=rig.factory.keys["validator-1"].did)
 
 
 def test_an_attestation_with_another_signature_is_found_in_the_tail_only(rig: Rig) -> None:
