@@ -115,6 +115,10 @@ class ChainStore(Protocol):
     def attestations_at(self, height: int) -> list[Attestation]:
         """Every stored attestation of `height`."""
 
+    def attestation_records(self, first: int, last: int) -> Iterator[tuple[int, str]]:
+        """Every stored attestation of heights `first..last` as (height, its JSON), by
+        height: the start check reads a long chain's in a few queries, not one per height."""
+
     def mark_final(self, height: int) -> None:
         """Record that the block at `height` reached the quorum."""
 

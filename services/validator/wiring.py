@@ -9,7 +9,11 @@ from services.validator.adapters.explorer import explorer_router
 from services.validator.adapters.http import checkpoint_router, validator_router
 from services.validator.adapters.kafka import KafkaAttestationPublisher, ValidationLoop
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
-from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
+from services.validator.adapters.sql import (
+    SqlChainStore,
+    check_store_file,
+    migrate_chain_store,
+)
 from services.validator.adapters.witness_store import SqlWitnessStore
 from services.validator.config import ValidatorSettings
 from services.validator.queries import ChainQueries
@@ -31,6 +35,7 @@ def build(settings: ValidatorSettings) -> FastAPI:
         settings, role="validator", dids=lambda genesis: set(genesis.validators)
     )
     database = open_database(settings.resolved_database_url)
+    check_store_file(database)  # a damaged file refuses to start, before any migration
     migrate_chain_store(database)
     metrics = ServiceMetrics(
         service="validator", instance=settings.instance_name, version=__version__

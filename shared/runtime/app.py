@@ -21,6 +21,7 @@ from shared.runtime.identity import ServiceIdentity
 from shared.runtime.logging import request_id
 from shared.runtime.metrics import ServiceMetrics, StoreErrorMetrics
 from shared.runtime.settings import ServiceSettings
+from shared.runtime.unavailable import install_store_unavailable_handler
 from shared.store import Database
 
 log = logging.getLogger("careledger.http")
@@ -63,6 +64,7 @@ def create_app(
     app = FastAPI(title=f"CareLedger {service}", version=version, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     install_error_handlers(app)
+    install_store_unavailable_handler(app)
     about = {"service": service, "version": version, **(identity or {})}
     app.include_router(_operations_router(about, components, metrics))
     for router in routers:
@@ -85,7 +87,9 @@ def service_app(
     the components and routes of its own."""
     database.watch_errors(StoreErrorMetrics(metrics.registry).seen)
     skeleton: list[Component] = [
-        CheckedResource(name="store", ping=database.ping, close=database.close),
+        CheckedResource(
+            name="store", ping=database.ping, close=database.close, problem=database.write_problem
+        ),
         BrokerProbe(kafka=settings.kafka()),
     ]
     return create_app(

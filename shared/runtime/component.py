@@ -33,12 +33,21 @@ class Component(Protocol):
 
 
 class CheckedResource:
-    """A component around an already-open resource (a store): its ping and its close."""
+    """A component around an already-open resource (a store): its ping and its close, and
+    optionally what is wrong with it although it answers (a store whose writes fail)."""
 
-    def __init__(self, *, name: str, ping: Callable[[], bool], close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        ping: Callable[[], bool],
+        close: Callable[[], None],
+        problem: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.name = name
         self._ping = ping
         self._close = close
+        self._problem = problem
         self._open = False
 
     def start(self) -> None:
@@ -54,6 +63,9 @@ class CheckedResource:
             raise NotReadyError(f"{self.name} is closed")
         if not self._ping():
             raise NotReadyError(f"{self.name} does not answer")
+        problem = self._problem()
+        if problem is not None:
+            raise NotReadyError(f"{self.name}: {problem}")
 
 
 class BrokerProbe:

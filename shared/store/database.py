@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.errors import CareLedgerError
+from shared.store.availability import WriteHealth, WriteSlotTimeoutError, unavailable_kind
 from shared.store.errors import watch_errors
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Database:
         self._writer: int | None = None
         self._closed = False
         self._errors_watched = False
+        self._write_health = WriteHealth()
 
     @property
     def engine(self) -> Engine:
@@ -64,9 +66,24 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A write transaction: commits when the block ends, rolls back if it raises."""
-        with self._writing(), self._engine.begin() as connection:
-            yield connection
+        """A write transaction: commits when the block ends, rolls back if it raises.
+
+        A storage failure (disk full, read-only, server gone: `unavailable_kind`) is
+        remembered for readiness until a write succeeds again.
+        """
+        try:
+            with self._writing(), self._engine.begin() as connection:
+                yield connection
+        except Exception as exc:
+            kind = unavailable_kind(exc)
+            if kind is not None:
+                self._write_health.failed(kind)
+            raise
+        self._write_health.succeeded()
+
+    def write_problem(self) -> str | None:
+        """Why writes are failing now (e.g. "writes failing (full) 3 s ago"), or None."""
+        return self._write_health.problem()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -117,7 +134,9 @@ class Database:
         if self._writer == me:
             raise NestedTransactionError("this thread already holds a write transaction")
         if not self._write_lock.acquire(timeout=self._busy_timeout):
-            raise TimeoutError(f"no write slot on {self.url} within {self._busy_timeout} s")
+            raise WriteSlotTimeoutError(
+                f"no write slot on {self.url} within {self._busy_timeout} s"
+            )
         self._writer = me
         try:
             yield

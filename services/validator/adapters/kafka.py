@@ -170,6 +170,7 @@ class ValidationLoop:
 
     def _prepare(self) -> None:
         self._validator.restore()
+        self._validator.check_store()
         if self._audit:
             self._validator.audit()
         self._publisher.open()

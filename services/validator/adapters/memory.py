@@ -165,6 +165,16 @@ class MemoryChainStore:
             stored = self._attestations.get(height, {})
             return [stored[key] for key in sorted(stored)]
 
+    def attestation_records(self, first: int, last: int) -> Iterator[tuple[int, str]]:
+        with self._lock:
+            found = [
+                (height, stored[key].model_dump_json())
+                for height, stored in sorted(self._attestations.items())
+                if first <= height <= last
+                for key in sorted(stored)
+            ]
+        yield from found
+
     def mark_final(self, height: int) -> None:
         with self._lock:
             self._mark_final(height)

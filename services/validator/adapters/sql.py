@@ -28,8 +28,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.sql import Select
 
+from services.validator.errors import StoreIntegrityError
 from services.validator.ports import (
     ATTESTATIONS_CURSOR,
     BLOCKS_CURSOR,
@@ -57,6 +59,8 @@ VALIDATOR_MIGRATIONS = Path(__file__).parent / "migrations"
 VALIDATOR_VERSION_TABLE = "careledger_validator_version"
 # Keeps `IN (...)` lists well below SQLite's and PostgreSQL's bind-parameter limits.
 _PAGE = 50
+#: Heights per query when the start check reads every attestation (a few hundred bytes each).
+_ATTESTATION_PAGE = 1000
 _STATE_ROW = 1
 
 metadata = MetaData()
@@ -151,6 +155,26 @@ cursors_table = Table(
     Column("topic", String(249), primary_key=True),
     Column("last_offset", BigInteger(), nullable=False),
 )
+
+
+def check_store_file(database: Database) -> None:
+    """Refuse a store file SQLite itself finds damaged (truncated, overwritten, not a database):
+    `PRAGMA quick_check` (every page and index entry is well formed; not the slower
+    `integrity_check`'s cross-check of index contents). PostgreSQL checks its own pages.
+    Raises `StoreIntegrityError` with SQLite's first complaint."""
+    if database.dialect != "sqlite":
+        return
+    try:
+        with database.read() as tx:
+            found = [str(row[0]) for row in tx.exec_driver_sql("PRAGMA quick_check")]
+    except DatabaseError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise StoreIntegrityError(f"the store file is damaged: {reason}") from None
+    if found != ["ok"]:
+        raise StoreIntegrityError(
+            f"the store file is damaged: {found[0] if found else 'no answer'}",
+            computed=found[:5],
+        )
 
 
 def migrate_chain_store(database: Database) -> str | None:
@@ -337,6 +361,21 @@ class SqlChainStore:
             return [Attestation.model_validate_json(raw) for (raw,) in tx.execute(query)]
 
     # --- evidence and cursors --------------------------------------------------------
+
+    def attestation_records(self, first: int, last: int) -> Iterator[tuple[int, str]]:
+        table = attestations_table
+        height = first
+        while height <= last:
+            upper = min(last, height + _ATTESTATION_PAGE - 1)
+            query = (
+                select(table.c.height, table.c.raw)
+                .where(table.c.height >= height, table.c.height <= upper)
+                .order_by(table.c.height, table.c.validator, table.c.block_hash)
+            )
+            with self._database.read() as tx:
+                page = [(int(h), str(raw)) for h, raw in tx.execute(query)]
+            yield from page
+            height = upper + 1
 
     def add_refusal(self, refusal: Refusal, *, offset: int | None) -> None:
         with self._database.transaction() as tx:

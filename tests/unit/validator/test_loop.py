@@ -98,6 +98,8 @@ class ScriptedValidator:
             self.restore_failures -= 1
             raise OSError("store not there yet")
 
+    def check_store(self) -> None: ...
+
     def audit(self) -> None: ...
 
     def reattest_pending(self) -> int:
