@@ -27,6 +27,12 @@ class MemorySeenTokens:
             self._expiry[key] = expires_at
             heapq.heappush(self._by_expiry, (expires_at, issuer, jti))
 
+    def holds(self, issuer: str, jti: str, now: datetime) -> bool:
+        """Whether (issuer, jti) is remembered and not yet expired at `now`."""
+        with self._lock:
+            self._purge(now)
+            return (issuer, jti) in self._expiry
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._expiry)

@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from shared.auth import (
     DEFAULT_LEEWAY,
     MAX_LIFETIME,
+    MemorySeenTokens,
     SeenTokens,
     SqlSeenTokens,
     TokenError,
@@ -22,12 +23,14 @@ from shared.auth import (
     migrate_seen_tokens,
     verify_token,
 )
+from shared.auth.memory import replayed
 from shared.runtime.errors import ApiError
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.ratelimit import RateLimiter, wire_rate_limit
 from shared.runtime.settings import ServiceSettings
 from shared.sources import utc_now
 from shared.store import Database
+from shared.store.availability import unavailable_kind
 
 __all__ = [
     "Authenticator",
@@ -39,6 +42,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("careledger.auth")
+
+#: Requests that change nothing (RFC 9110 §9.2.1): while the store refuses writes, their
+#: token ids are remembered in the process instead, so a full store still serves reads.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,11 @@ class Authenticator:
     address's bucket (so failed-authentication floods are limited too); a verified caller
     takes one from its DID's bucket before its jti is remembered (a request answered 429
     may be retried with the same token).
+
+    While the store cannot take writes (disk full, read-only, server gone), a read's token id
+    is remembered in this process instead (`SAFE_METHODS`), so reads go on being served and
+    a token used then is still refused here until it expires; only another replica could
+    take it once more, within its ≤ 300 s life (docs/auth.md). Writes get the store's 503.
     """
 
     def __init__(
@@ -79,10 +91,16 @@ class Authenticator:
         self._clock = clock
         self._max_lifetime = max_lifetime
         self._leeway = leeway
+        self._outage_seen = MemorySeenTokens()
         self._failures = Counter(
             "careledger_auth_failures",
             "Requests refused by bearer authentication, by reason",
             ["reason"],
+            registry=metrics.registry,
+        )
+        self._outage_reads = Counter(
+            "careledger_auth_outage_reads",
+            "Reads whose token id was remembered in the process because the store refused it",
             registry=metrics.registry,
         )
 
@@ -132,11 +150,28 @@ class Authenticator:
                 self._rate_limit.check_caller(claims.issuer)
             # Accepted until exp + leeway, so remembered that long.
             horizon = claims.expires_at + timedelta(seconds=self._leeway)
-            self._seen.remember(claims.issuer, claims.jti, horizon, now)
+            self._remember(
+                claims.issuer, claims.jti, horizon, now, read=request.method in SAFE_METHODS
+            )
         except TokenError as exc:
             log.info("bearer token refused", extra={"reason": str(exc.reason)})
             raise self._refuse(exc.reason, exc.message) from exc
         return Caller(did=claims.issuer, jti=claims.jti)
+
+    def _remember(
+        self, issuer: str, jti: str, horizon: datetime, now: datetime, *, read: bool
+    ) -> None:
+        """Use the token id once: in the store, or for a read while the store refuses writes,
+        in the process. Ids remembered in the process are checked first while any are kept."""
+        if len(self._outage_seen) and self._outage_seen.holds(issuer, jti, now):
+            raise replayed(issuer, jti)
+        try:
+            self._seen.remember(issuer, jti, horizon, now)
+        except Exception as exc:
+            if not read or unavailable_kind(exc) is None:
+                raise  # a write, or not a storage failure: the store's 503, or a bug's 500
+            self._outage_seen.remember(issuer, jti, horizon, now)
+            self._outage_reads.inc()
 
     def _refuse(self, reason: TokenFailure, detail: str) -> _Refused:
         self._failures.labels(str(reason)).inc()

@@ -137,11 +137,6 @@ def test_a_full_store_refuses_writes_with_503_and_recovers_without_restart(
     assert ledger.pid(service) == pid, f"{service} was restarted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every authenticated request, reads too, records its token's jti in the service's "
-    "store (shared/auth replay table), so a full store refuses reads as well: reported",
-)
 @pytest.mark.parametrize("service", API_SERVICES)
 def test_a_full_store_still_serves_reads(ledger: Ledger, service: str) -> None:
     with full_store(ledger, service):
