@@ -32,7 +32,7 @@ from shared.admission import (
     admit,
     apply_sealed_event,
 )
-from shared.canonical import canonicalize, read_canonical
+from shared.canonical import canonicalize, parse_json, read_canonical
 from shared.crypto import (
     EncodingError,
     SignatureError,
@@ -253,11 +253,28 @@ def read_block(data: bytes | str) -> tuple[Block, tuple[bytes, ...] | None]:
     if read is not None:
         return read
     try:
-        return Block.model_validate_json(data), None
+        block = Block.model_validate_json(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise BlockFormatError(f"not a block: {where}: {first['msg']}") from None
+    _check_strict_json(data)
+    return block, None
+
+
+def _check_strict_json(data: bytes | str) -> None:
+    """Raise `BlockFormatError` unless `data` is strict JSON (`shared.canonical.parse_json`):
+    each member name once at every depth, no NaN or Infinity.
+
+    The general parse keeps the last of repeated names, another parser the first: an event
+    spelt so in a block would mean one thing to this validator and another to an auditor, and
+    the sealer rejects its Kafka value as `malformed`. (The written form never repeats a
+    name: `read_canonical` establishes that.) Checked once the block parsed, so within the
+    general parse's depth: no deeper than the reader recurses."""
+    try:
+        parse_json(data)
+    except ValueError as exc:
+        raise BlockFormatError(f"not a block: not strict JSON: {exc}") from None
 
 
 def _utf8_or_none(data: bytes) -> str | None:
