@@ -109,16 +109,7 @@ class Pipeline:
         self._follow()
 
     def _validator(self, store: ValidatorStore, metrics: RecordingMetrics) -> Validator:
-        validator = Validator(
-            store=store,
-            key=self.factory.keys["validator-1"],
-            genesis=self.factory.config,
-            genesis_event=self.factory.genesis_event,
-            publisher=_Drop(),
-            metrics=metrics,
-        )
-        validator.restore()
-        return validator
+        return make_validator(self.factory, store, metrics)
 
     def _follow(self) -> list[bytes]:
         """Give the sealer's new blocks to both validators; each must accept each."""
@@ -225,6 +216,22 @@ class Pipeline:
         if exact or error != "BlockFormatError":
             raise DifferentialMismatch(f"the block is refused for another fault: {fault}")
         return error
+
+
+def make_validator(
+    factory: ChainFactory, store: ValidatorStore, metrics: RecordingMetrics
+) -> Validator:
+    """validator-1 of the factory's chain over `store`, restored from it."""
+    validator = Validator(
+        store=store,
+        key=factory.keys["validator-1"],
+        genesis=factory.config,
+        genesis_event=factory.genesis_event,
+        publisher=_Drop(),
+        metrics=metrics,
+    )
+    validator.restore()
+    return validator
 
 
 def faulty_block(
