@@ -11,89 +11,28 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from services.validator.adapters.kafka import KafkaAttestationPublisher, ValidationLoop
-from services.validator.adapters.metrics import PrometheusValidatorMetrics
-from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
-from services.validator.service import Validator
 from shared.block import block_from_json
 from shared.envelope import MAX_EVENT_BYTES, encode_event
 from shared.events.identity import PUBLISHER_REGISTERED, PUBLISHER_REVOKED
 from shared.kafka import KafkaSettings
-from shared.store import open_database
 from shared.topics import (
     CLINICAL_EVENTS,
     IDENTITY_EVENTS,
-    LEDGER_ATTESTATIONS,
-    LEDGER_BLOCKS,
     LEDGER_REJECTED,
     RECORDS_EVENTS,
 )
 from tests.integration.outbox.downstream import read_topic
 from tests.integration.sealer.rig import SealerRig, json_records
 from tests.security.events.mutations import signed
+from tests.security.events.validator_rig import following_validator
 from tests.unit.core.chainfactory import ChainFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
-
-
-@dataclass
-class Follower:
-    """validator-1 following the rig's `ledger.blocks`, with its metrics."""
-
-    store: SqlChainStore
-    registry: CollectorRegistry
-
-    def height(self) -> int:
-        head = self.store.head()
-        return -1 if head is None else head.height
-
-    def faults(self) -> float:
-        total = 0.0
-        for metric in self.registry.collect():
-            if metric.name == "careledger_validator_faults":
-                total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
-        return total
-
-
-@contextmanager
-def following_validator(rig: SealerRig, data: Path) -> Iterator[Follower]:
-    factory = rig.factory
-    with open_database("sqlite:///validator-1.db", data_dir=data) as database:
-        migrate_chain_store(database)
-        store = SqlChainStore(database=database)
-        topic = rig.topics.physical(LEDGER_ATTESTATIONS)
-        publisher = KafkaAttestationPublisher(kafka=rig.kafka, topic=topic)
-        registry = CollectorRegistry()
-        validator = Validator(
-            store=store,
-            key=factory.keys["validator-1"],
-            genesis=factory.config,
-            genesis_event=factory.genesis_event,
-            publisher=publisher,
-            metrics=PrometheusValidatorMetrics(registry),
-        )
-        loop = ValidationLoop(
-            validator=validator,
-            store=store,
-            publisher=publisher,
-            kafka=rig.kafka,
-            blocks_topic=rig.topics.physical(LEDGER_BLOCKS),
-            attestations_topic=topic,
-            group_id=rig.topics.client_name("validator-1"),
-        )
-        loop.start()
-        try:
-            yield Follower(store, registry)
-        finally:
-            loop.stop()
 
 
 @pytest.fixture
@@ -171,7 +110,7 @@ def test_hostile_events_are_rejected_with_their_reasons_and_the_chain_goes_on(
 ) -> None:
     f = rig.factory
     sender = Sender(rig)
-    with following_validator(rig, tmp_path) as validator:
+    with following_validator(rig.factory, rig.kafka, rig.topics, tmp_path) as validator:
         rig.start(max_events=5, max_wait=0.05)
         # Block 1: the identity service registers publisher-2 and revokes it again.
         grant = {
