@@ -20,7 +20,22 @@ from shared.topics import BILLING_EVENTS, CLINICAL_EVENTS, IDENTITY_EVENTS, RECO
 from tests.unit.core.chainfactory import CLINICAL_TYPE, ChainFactory
 
 TOPICS = (CLINICAL_EVENTS, IDENTITY_EVENTS, RECORDS_EVENTS, BILLING_EVENTS)
-SIGNERS = ("publisher", "identity", "records", "billing", "stranger", "sealer", "validator-1")
+SIGNERS = (
+    "publisher",
+    "identity",
+    "records",
+    "billing",
+    "stranger",
+    "sealer",
+    "validator-1",
+    "publisher-2",  # revoked in every `Pipeline`
+)
+#: The topic each signer may publish on (the others: clinical.events, where they may not).
+HOME_TOPIC = {
+    "identity": IDENTITY_EVENTS,
+    "records": RECORDS_EVENTS,
+    "billing": BILLING_EVENTS,
+}
 MEMBERS = (
     "specversion",
     "id",
@@ -108,6 +123,14 @@ def signed(
     return {**body, "signature": b64url_encode(signature)}
 
 
+def _key_of(factory: ChainFactory, event: dict[str, Any]) -> SigningKey:
+    """The key of the event's signer (the publisher's if it names none of the chain's)."""
+    for key in factory.keys.values():
+        if key.did == event.get("signer"):
+            return key
+    return factory.keys["publisher"]
+
+
 def nested(depth: int) -> Any:
     value: Any = 0
     for level in range(depth):
@@ -119,7 +142,10 @@ def nested(depth: int) -> Any:
 def base_event(draw: st.DrawFn, factory: ChainFactory) -> dict[str, Any]:
     """A valid event by one of the chain's keys (not necessarily allowed on every topic)."""
     signer = draw(st.sampled_from(SIGNERS))
-    event_type = draw(st.sampled_from(TYPES[:5] if signer != "publisher" else TYPES[:1]))
+    # Types without a data schema (or with valid data), so that the signature and the
+    # signer's rights are what decide.
+    own = (f"org.careledger.{signer}.note.v1", CLINICAL_TYPE, *TYPES[1:3])
+    event_type = draw(st.sampled_from(own if signer in HOME_TOPIC else TYPES[:1]))
     if event_type.startswith("org.careledger.identity.patient"):
         data: dict[str, Any] = {"pseudonym": "ab" * 32}
     else:
@@ -136,26 +162,26 @@ Mutation = Callable[[st.DrawFn, ChainFactory, dict[str, Any]], bytes]
 def _remove(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> bytes:
     name = draw(st.sampled_from(sorted(event)))
     body = {k: v for k, v in event.items() if k != name}
-    again = signed(factory, body, factory.keys["publisher"]) if draw(st.booleans()) else None
+    again = signed(factory, body, _key_of(factory, event)) if draw(st.booleans()) else None
     return encode_event(again or body)
 
 
 def _add(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> bytes:
     name = draw(st.sampled_from(("traceparent", "extra", "Signature", "", "id ")))
     body = {**event, name: draw(JSON_VALUES)}
-    return _encode(signed(factory, body, factory.keys["publisher"]) or body)
+    return _encode(signed(factory, body, _key_of(factory, event)) or body)
 
 
 def _retype(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> bytes:
     name = draw(st.sampled_from(MEMBERS))
     body = {**event, name: draw(JSON_VALUES)}
     resign = draw(st.booleans()) and name not in ("signer", "signature")
-    return _encode((signed(factory, body, factory.keys["publisher"]) if resign else None) or body)
+    return _encode((signed(factory, body, _key_of(factory, event)) if resign else None) or body)
 
 
 def _huge_int(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> bytes:
     body = {**event, "data": {"n": draw(st.sampled_from(EDGE_INTS))}}
-    again = signed(factory, body, factory.keys["publisher"])
+    again = signed(factory, body, _key_of(factory, event))
     if again is not None:
         return encode_event(again)
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -172,7 +198,7 @@ def _deep(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> byte
     depth = draw(st.sampled_from((29, 30, 31, 32, 33, 100, 5000)))
     body = {**event, "data": {"deep": nested(depth)}}
     if depth < 100:
-        again = signed(factory, body, factory.keys["publisher"])
+        again = signed(factory, body, _key_of(factory, event))
         if again is not None:
             return encode_event(again)
     # Deeper than Python's JSON encoder goes: written as text.
@@ -260,25 +286,25 @@ def _wrong_signer(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any])
 
 def _bad_time(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> bytes:
     body = {**event, "time": draw(st.sampled_from(BAD_TIMES))}
-    return encode_event(signed(factory, body, factory.keys["publisher"]) or body)
+    return encode_event(signed(factory, body, _key_of(factory, event)) or body)
 
 
 def _bad_type(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> bytes:
     body = {**event, "type": draw(st.sampled_from(TYPES))}
-    return encode_event(signed(factory, body, factory.keys["publisher"]) or body)
+    return encode_event(signed(factory, body, _key_of(factory, event)) or body)
 
 
 def _bad_token(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> bytes:
     name = draw(st.sampled_from(("id", "source", "subject", "dataschema")))
     body = {**event, name: draw(st.sampled_from(EDGE_STRINGS))}
-    return encode_event(signed(factory, body, factory.keys["publisher"]) or body)
+    return encode_event(signed(factory, body, _key_of(factory, event)) or body)
 
 
 def _oversize(draw: st.DrawFn, factory: ChainFactory, event: dict[str, Any]) -> bytes:
     # Around the limit: the raw value, or only its canonical form (1e20 grows to 21 digits).
     size = draw(st.sampled_from((65_536 - 700, 65_536 - 600, 65_536, 70_000)))
     body = {**event, "data": {"pad": "x" * (size - 600)}}
-    again = signed(factory, body, factory.keys["publisher"])
+    again = signed(factory, body, _key_of(factory, event))
     raw = encode_event(again or body)
     if draw(st.booleans()):
         raw = json.dumps(json.loads(raw), indent=1).encode()  # whitespace: raw grows only
@@ -305,11 +331,15 @@ MUTATIONS: tuple[Mutation, ...] = (
 
 
 @st.composite
-def hostile_value(draw: st.DrawFn, factory: ChainFactory) -> bytes:
-    """One Kafka value: a valid event of the chain with one mutation."""
+def hostile_value(draw: st.DrawFn, factory: ChainFactory) -> tuple[bytes, str]:
+    """One Kafka value (a valid event of the chain with one mutation) and its topic: mostly
+    the one its signer may publish on, so that the checks after the signer's are reached."""
     event = draw(base_event(factory))
     mutation = draw(st.sampled_from(MUTATIONS))
-    return mutation(draw, factory, event)
+    names = [name for name, key in factory.keys.items() if key.did == event["signer"]]
+    home = HOME_TOPIC.get(names[0], CLINICAL_EVENTS)
+    topic = draw(st.sampled_from((home, home, home, *TOPICS)))
+    return mutation(draw, factory, event), topic
 
 
 def _encode(value: dict[str, Any]) -> bytes:

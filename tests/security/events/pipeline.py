@@ -27,16 +27,26 @@ from typing import Any
 
 from services.sealer.adapters.memory import MemoryChainStore as SealerStore
 from services.sealer.core.cut import CutPolicy
+from services.sealer.core.ingest import IngestRefusedError, check_posted, topic_of
+from services.sealer.seen import StoredSeenEvents
 from services.sealer.service import Sealer
 from services.validator.adapters.memory import MemoryChainStore as ValidatorStore
 from services.validator.service import Validator
 from shared.block import BlockHeader, SourceRange, block_to_json, seal_block
 from shared.canonical import CanonicalizationError, canonicalize, parse_json
 from shared.chain import ChainState
-from shared.envelope import MAX_EVENT_BYTES
+from shared.envelope import (
+    CONTENT_TYPE,
+    MAX_EVENT_BYTES,
+    EventRejected,
+    encode_event,
+    parse_event,
+)
 from shared.events import parse_timestamp
+from shared.events.identity import PUBLISHER_REGISTERED, PUBLISHER_REVOKED
 from shared.merkle import leaf_hash
-from shared.topics import CLINICAL_EVENTS
+from shared.sources import utc_now
+from shared.topics import CLINICAL_EVENTS, IDENTITY_EVENTS
 from tests.unit.core.chainfactory import ChainFactory
 from tests.unit.sealer.fakes import FakePublisher, FakeSource, FakeTopics
 
@@ -82,6 +92,9 @@ class Outcome:
 
     sealer: str
     validator: str | None
+    #: The sealer's HTTP ingest (`POST /v1/events`, ADR 0016) on the same bytes, when the
+    #: event's type names this topic (the ingest picks the topic from the type).
+    ingest: str | None = None
 
 
 class Pipeline:
@@ -91,8 +104,9 @@ class Pipeline:
         self.factory = ChainFactory()
         self.topics = FakeTopics()
         self.publisher = FakePublisher()
+        self.sealer_store = SealerStore()
         self.sealer = Sealer(
-            store=SealerStore(),
+            store=self.sealer_store,
             source=FakeSource(self.topics),
             publisher=self.publisher,
             key=self.factory.keys["sealer"],
@@ -107,6 +121,16 @@ class Pipeline:
         self.general = self._validator(ValidatorStore(), RecordingMetrics())
         self._delivered = 0
         self._follow()
+        # publisher-2 is registered, then revoked: its events are `revoked_signer`.
+        grant = {"did": self.factory.did("publisher-2"), "name": "p2"}
+        grant |= {"topic": CLINICAL_EVENTS, "types": ["org.careledger.clinical.*"]}
+        for event_type, data in (
+            (PUBLISHER_REGISTERED, grant),
+            (PUBLISHER_REVOKED, {"did": grant["did"]}),
+        ):
+            event = self.factory.identity_event(event_type, data)
+            if self.judge(encode_event(event), topic=IDENTITY_EVENTS).sealer != ADMITTED:
+                raise DifferentialMismatch("the pipeline's identity events were not sealed")
 
     def _validator(self, store: ValidatorStore, metrics: RecordingMetrics) -> Validator:
         return make_validator(self.factory, store, metrics)
@@ -126,6 +150,7 @@ class Pipeline:
     def judge(self, raw: bytes, *, topic: str = CLINICAL_EVENTS) -> Outcome:
         """Both verdicts on one Kafka value of `topic`; raise `DifferentialMismatch` if they
         disagree."""
+        ingest = self._ingest_verdict(raw, topic)
         offset = self.topics.append(topic, raw)
         rejected_before = len(self.publisher.rejections)
         self.sealer.step()
@@ -136,14 +161,41 @@ class Pipeline:
         if sealed:
             if rejections or len(sealed) != 1:
                 raise DifferentialMismatch("one input gave a block and a rejection")
-            return Outcome(ADMITTED, ADMITTED)
+            _same(ADMITTED, ingest)
+            return Outcome(ADMITTED, ADMITTED, ingest)
         if len(rejections) != 1:
             raise DifferentialMismatch(f"one input gave {len(rejections)} rejections, no block")
         record = json.loads(rejections[0])
         if (record["topic"], record["offset"]) != (topic, offset):
             raise DifferentialMismatch(f"the rejection names another message: {record}")
         reason = str(record["reason"])
-        return Outcome(reason, self._validator_verdict(raw, topic, offset, reason))
+        _same(reason, ingest)
+        return Outcome(reason, self._validator_verdict(raw, topic, offset, reason), ingest)
+
+    def _ingest_verdict(self, raw: bytes, topic: str) -> str | None:
+        """What the HTTP ingest answers for `raw` posted by its own signer, now: ADMITTED or
+        the refusal's reason; None when it would send the event to another topic."""
+        state = self._state()
+        try:
+            caller = parse_event(raw).signer
+        except EventRejected:
+            caller = self.factory.did("publisher")  # the parse refuses it whoever posts it
+        try:
+            posted = check_posted(
+                raw,
+                content_type=CONTENT_TYPE,
+                caller=caller,
+                registry=state.registry,
+                seen=StoredSeenEvents(self.sealer_store),
+                at=utc_now(),
+            )
+        except IngestRefusedError as exc:
+            if exc.reason == "unknown_topic":
+                return None
+            if exc.reason in {"malformed", "too_large"}:
+                return exc.reason  # refused before the topic is known
+            return exc.reason if _topic_of(raw) == topic else None
+        return ADMITTED if posted.topic == topic else None
 
     def _validator_verdict(self, raw: bytes, topic: str, offset: int, reason: str) -> str | None:
         """The validators' verdict on blocks holding the rejected event, checked against the
@@ -271,6 +323,18 @@ def faulty_block(
     return written.replace('"events":[{}]', '"events":[' + event_text + "]", 1).encode(
         "utf-8", "surrogatepass"
     )
+
+
+def _same(sealer: str, ingest: str | None) -> None:
+    if ingest is not None and ingest != sealer:
+        raise DifferentialMismatch(f"the sealer says {sealer}, its HTTP ingest {ingest}")
+
+
+def _topic_of(raw: bytes) -> str | None:
+    try:
+        return topic_of(parse_event(raw).type)
+    except (EventRejected, IngestRefusedError):
+        return None
 
 
 def _indented(raw: bytes) -> bytes:
