@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Self
+from typing import Annotated, Any, Final, Self
 
 from pydantic import (
     BaseModel,
@@ -32,7 +32,7 @@ from shared.admission import (
     admit,
     apply_sealed_event,
 )
-from shared.canonical import canonicalize, parse_json, read_canonical
+from shared.canonical import MAX_SAFE_INTEGER, canonicalize, parse_json, read_canonical
 from shared.crypto import (
     EncodingError,
     SignatureError,
@@ -59,6 +59,7 @@ __all__ = [
     "BlockSignatureError",
     "ChainError",
     "PartitionKey",
+    "SafeCount",
     "SourceOffsetError",
     "SourceRange",
     "block_from_json",
@@ -75,6 +76,11 @@ __all__ = [
 BLOCK_VERSION: Final = 1
 GENESIS_PREV_HASH: Final = "0" * 64
 PartitionKey = tuple[str, int]
+#: A height, size, count, partition or offset: 0 ... 2**53 - 1 (ADR 0009, ADR 0021). A larger
+#: integer has no RFC 8785 form, so a header holding one could not even be hashed (and a
+#: height beyond 2**63 - 1 not stored): it is not a block, whoever sent it.
+SafeCount = Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_INTEGER)]
+_SafeInt = Annotated[StrictInt, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 
 
 class ChainError(VerificationError):
@@ -110,9 +116,9 @@ class SourceRange(_Model):
     """
 
     topic: StrictStr
-    partition: StrictInt = Field(ge=0)
-    first_offset: StrictInt = Field(ge=0)
-    last_offset: StrictInt = Field(ge=0)
+    partition: SafeCount
+    first_offset: SafeCount
+    last_offset: SafeCount
 
     @model_validator(mode="after")
     def _not_reversed(self) -> Self:
@@ -129,13 +135,13 @@ class SourceRange(_Model):
 class BlockHeader(_Model):
     """What the sealer signs (through its hash): the block's place in the chain and the log."""
 
-    version: StrictInt
+    version: _SafeInt  # any other than 1 is the chain's BlockHeaderError, not a format error
     chain_id: StrictStr
-    height: StrictInt = Field(ge=0)
+    height: SafeCount
     prev_hash: HexDigest
-    tree_size: StrictInt = Field(ge=0)
+    tree_size: SafeCount
     log_root: HexDigest
-    event_count: StrictInt = Field(ge=0)
+    event_count: SafeCount
     sources: tuple[SourceRange, ...]
     sealed_at: Timestamp
     sealer: DidKey

@@ -6,9 +6,9 @@ Two targets, one per run:
   through `pipeline.Pipeline.judge`: the real sealer admits or rejects it, the real validator
   follows (a block of an event the sealer rejected is refused for the same reason). Any
   exception, a disagreement included (`DifferentialMismatch`), is a finding.
-- ``block``: the input is a `ledger.blocks` message for a validator at height 1; whatever it
-  is, `Validator.receive_block` accepts it or refuses it as a fault with a stable code, and
-  never raises.
+- ``block``: the input is a `ledger.blocks` (or `ledger.attestations`) message for a
+  validator at height 1; whatever it is, the validator accepts it or refuses it (a fault with
+  a stable code, or a dropped attestation), and never raises.
 
 Run as a script (`make fuzz`, or the bounded run of tests/security/events/test_fuzz.py):
 
@@ -34,6 +34,7 @@ with atheris.instrument_imports(include=["shared", "services"]):
     from services.validator.adapters.memory import MemoryChainStore as ValidatorStore
     from services.validator.core.faults import FAULT_CODES
     from services.validator.errors import MissingBlocksError
+    from shared.attestation import sign_attestation
     from shared.block import BlockHeader, block_to_json, seal_block
     from shared.envelope import encode_event
     from shared.topics import BILLING_EVENTS, CLINICAL_EVENTS, IDENTITY_EVENTS, RECORDS_EVENTS
@@ -70,6 +71,8 @@ DICTIONARY = (
     "1e20",
     "1e300",
     "9007199254740992",
+    "18446744073709551616",
+    "9223372036854775808",
     "-0",
     "NaN",
     "\\ud800",
@@ -104,21 +107,26 @@ def block_chain() -> ChainFactory:
 
 
 def block_input(data: bytes) -> None:
-    """One `ledger.blocks` message for a validator at height 1: accepted, or refused and
-    counted under a catalogued fault code; a gap asks for a re-read (`MissingBlocksError`).
+    """One message for a validator at height 1: accepted, or refused and counted under a
+    catalogued fault code; a gap asks for a re-read (`MissingBlocksError`). Never raises.
 
-    The first byte chooses: even, the rest is the message as it is (the hash and signature
-    checks stop nearly every mutation); odd, the rest is re-sealed first when its header is
-    one (block_hash and signature recomputed by the genesis sealer, as `resign` does), so the
-    checks behind the signature (links, sources, events, log) are explored too."""
+    The first byte chooses. Bit 2 set: the rest is a `ledger.attestations` message. Else a
+    `ledger.blocks` message: bit 1 clear, as it is (the hash and signature checks stop nearly
+    every mutation); bit 1 set, re-sealed first when its header is one (block_hash and
+    signature recomputed by the genesis sealer, as `resign` does), so the checks behind the
+    signature (links, sources, events, log) are explored too."""
     factory = block_chain()
+    mode = data[0] if data else 0
     raw = data[1:]
-    if data[:1] and data[0] & 1:
-        raw = _resealed(factory, raw)
     metrics = RecordingMetrics()
     validator = make_validator(factory, ValidatorStore(), metrics)
     for block in factory.blocks:
         validator.receive_block(block_to_json(block))
+    if mode & 2:
+        validator.receive_attestation(raw)
+        return
+    if mode & 1:
+        raw = _resealed(factory, raw)
     try:
         validator.receive_block(raw)
     except MissingBlocksError:
@@ -181,6 +189,9 @@ def write_seeds(directory: Path) -> int:
         for mode in (b"\x00", b"\x01"):
             seeds.append((block, mode + raw))
             seeds.append((block, mode + json.dumps(json.loads(raw), indent=1).encode()))
+    for name in ("validator-2", "validator-3"):
+        attestation = sign_attestation(chain.blocks[1].header, chain.keys[name])
+        seeds.append((block, b"\x02" + attestation.model_dump_json().encode()))
     for folder, value in seeds:
         (folder / hashlib.sha1(value).hexdigest()).write_bytes(value)  # noqa: S324 - a name
     dictionary = directory / "tokens.dict"

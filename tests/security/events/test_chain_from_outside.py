@@ -6,6 +6,7 @@ effect; and the validator goes on to accept the real next block."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -122,6 +123,11 @@ def test_replayed_forged_and_misspelt_blocks_are_refused_with_stable_codes(
     ]
     real = factory.assemble([factory.event()])
     attacks.append((_with_repeated_name(real), "malformed_block"))
+    # Integers beyond 2**53 - 1 (finding 3): no signature needed; they used to stop the loop.
+    for field, value in (("tree_size", 2**64), ("height", 2**64)):
+        unhashable = json.loads(block_to_json(real))
+        unhashable["header"][field] = value
+        attacks.append((json.dumps(unhashable).encode(), "malformed_block"))
     with following_validator(factory, kafka, topics, tmp_path) as follower:
         for block in factory.blocks:
             produce(LEDGER_BLOCKS, block_to_json(block))
@@ -177,6 +183,10 @@ def test_stale_replayed_and_foreign_attestations(
             sign_attestation(head, v2), v2, tree_size=1
         ).model_dump_json(): "AttestationMismatchError",
         "[]": "AttestationFormatError",
+        # a genesis validator named (no key needed) with a height beyond 2**53 - 1 (finding 3)
+        json.dumps(
+            {**sign_attestation(head, v2).model_dump(), "height": 2**64}
+        ): "AttestationFormatError",
     }
     with following_validator(factory, kafka, topics, tmp_path) as follower:
         for block in factory.blocks:
