@@ -14,7 +14,10 @@
   `inadmissible_event`.
 
 Each block is also given to the validator in a second JSON form (indented: the general parse,
-no leaves): both forms must get the same verdict. Nothing here may raise: a crash or an
+no leaves): both forms must get the same verdict. The sealer's HTTP ingest
+(`services.sealer.core.ingest.check_posted`, ADR 0016) judges the same bytes, posted by their
+own signer, against the sealer's registry and sealed keys: it must give the Kafka path's
+verdict whenever the event's type names the topic it was sent on. Nothing here may raise: a crash or an
 unexpected exception type is a finding. Shared by the Hypothesis tests and the atheris target.
 """
 
