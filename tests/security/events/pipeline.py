@@ -17,8 +17,10 @@ Each block is also given to the validator in a second JSON form (indented: the g
 no leaves): both forms must get the same verdict. The sealer's HTTP ingest
 (`services.sealer.core.ingest.check_posted`, ADR 0016) judges the same bytes, posted by their
 own signer, against the sealer's registry and sealed keys: it must give the Kafka path's
-verdict whenever the event's type names the topic it was sent on. Nothing here may raise: a crash or an
-unexpected exception type is a finding. Shared by the Hypothesis tests and the atheris target.
+verdict whenever the event's type names the topic it was sent on.
+
+Nothing here may raise: a crash or an unexpected exception type is a finding. Shared by the
+Hypothesis tests and the atheris target.
 """
 
 from __future__ import annotations
