@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format unit integration bench clean-data help system-tools
+.PHONY: run test lint format unit integration bench clean-data help system-tools fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,3 +58,16 @@ bench: $(STAMP) ## benchmarks, one run side by side: .bench/runs/<time>/ (BENCH_
 
 clean-data: ## remove the local dev keys, genesis and stores under data/
 	rm -rf data
+
+# Coverage-guided fuzzing (atheris) of the sealer's and a validator's verdicts, longer than the
+# 60 s of `make test`: FUZZ_SECONDS per target (envelope, then block). The corpus grows in
+# .fuzz/<target>/ across runs; a finding is saved as .fuzz/findings/crash-<sha1> and fails.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP) ## fuzz envelopes and blocks for FUZZ_SECONDS each (default 600); findings in .fuzz/findings
+	@mkdir -p .fuzz/findings
+	PYTHONPATH=. $(PY) tests/security/events/fuzz_envelope.py seed .fuzz
+	for target in envelope block; do \
+	  PYTHONPATH=. $(PY) tests/security/events/fuzz_envelope.py $$target .fuzz/$$target \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=65600 \
+	    -dict=.fuzz/tokens.dict -artifact_prefix=.fuzz/findings/ -print_final_stats=1 || exit 1; \
+	done

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from shared.block import BlockHeader, block_hash
+from shared.block import BlockHeader, SafeCount, block_hash
 from shared.canonical import canonicalize
 from shared.checkpoint import Checkpoint
 from shared.crypto import (
@@ -69,9 +69,9 @@ class Attestation(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     chain_id: StrictStr
-    height: StrictInt = Field(ge=0)
+    height: SafeCount  # bounded: the signed bytes are RFC 8785 (ADR 0021)
     block_hash: HexDigest
-    tree_size: StrictInt = Field(ge=0)
+    tree_size: SafeCount
     log_root: HexDigest
     validator: DidKey
     #: base64url Ed25519 by `validator` over the checkpoint note body of this tree head

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Self
+from typing import Annotated, Any, Final, Self
 
 from pydantic import (
     BaseModel,
@@ -32,7 +32,7 @@ from shared.admission import (
     admit,
     apply_sealed_event,
 )
-from shared.canonical import canonicalize, read_canonical
+from shared.canonical import MAX_SAFE_INTEGER, canonicalize, parse_json, read_canonical
 from shared.crypto import (
     EncodingError,
     SignatureError,
@@ -59,6 +59,7 @@ __all__ = [
     "BlockSignatureError",
     "ChainError",
     "PartitionKey",
+    "SafeCount",
     "SourceOffsetError",
     "SourceRange",
     "block_from_json",
@@ -75,6 +76,11 @@ __all__ = [
 BLOCK_VERSION: Final = 1
 GENESIS_PREV_HASH: Final = "0" * 64
 PartitionKey = tuple[str, int]
+#: A height, size, count, partition or offset: 0 ... 2**53 - 1 (ADR 0009, ADR 0021). A larger
+#: integer has no RFC 8785 form, so a header holding one could not even be hashed (and a
+#: height beyond 2**63 - 1 not stored): it is not a block, whoever sent it.
+SafeCount = Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_INTEGER)]
+_SafeInt = Annotated[StrictInt, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 
 
 class ChainError(VerificationError):
@@ -110,9 +116,9 @@ class SourceRange(_Model):
     """
 
     topic: StrictStr
-    partition: StrictInt = Field(ge=0)
-    first_offset: StrictInt = Field(ge=0)
-    last_offset: StrictInt = Field(ge=0)
+    partition: SafeCount
+    first_offset: SafeCount
+    last_offset: SafeCount
 
     @model_validator(mode="after")
     def _not_reversed(self) -> Self:
@@ -129,13 +135,13 @@ class SourceRange(_Model):
 class BlockHeader(_Model):
     """What the sealer signs (through its hash): the block's place in the chain and the log."""
 
-    version: StrictInt
+    version: _SafeInt  # any other than 1 is the chain's BlockHeaderError, not a format error
     chain_id: StrictStr
-    height: StrictInt = Field(ge=0)
+    height: SafeCount
     prev_hash: HexDigest
-    tree_size: StrictInt = Field(ge=0)
+    tree_size: SafeCount
     log_root: HexDigest
-    event_count: StrictInt = Field(ge=0)
+    event_count: SafeCount
     sources: tuple[SourceRange, ...]
     sealed_at: Timestamp
     sealer: DidKey
@@ -253,11 +259,28 @@ def read_block(data: bytes | str) -> tuple[Block, tuple[bytes, ...] | None]:
     if read is not None:
         return read
     try:
-        return Block.model_validate_json(data), None
+        block = Block.model_validate_json(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise BlockFormatError(f"not a block: {where}: {first['msg']}") from None
+    _check_strict_json(data)
+    return block, None
+
+
+def _check_strict_json(data: bytes | str) -> None:
+    """Raise `BlockFormatError` unless `data` is strict JSON (`shared.canonical.parse_json`):
+    each member name once at every depth, no NaN or Infinity.
+
+    The general parse keeps the last of repeated names, another parser the first: an event
+    spelt so in a block would mean one thing to this validator and another to an auditor, and
+    the sealer rejects its Kafka value as `malformed`. (The written form never repeats a
+    name: `read_canonical` establishes that.) Checked once the block parsed, so within the
+    general parse's depth: no deeper than the reader recurses."""
+    try:
+        parse_json(data)
+    except ValueError as exc:
+        raise BlockFormatError(f"not a block: not strict JSON: {exc}") from None
 
 
 def _utf8_or_none(data: bytes) -> str | None:

@@ -93,6 +93,10 @@ _SIGNATURE_MEMBER: Final = b',"signature":"'
 _OPENING: Final = (b"{", b"[")
 _CLOSING: Final = (b"}", b"]")
 _DEPTH_TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# JCS writes an integral float below 1e21 as its digits; from 2**53 (16 digits) on, they read
+# back as an integer outside the safe range. No such run of digits: no such float.
+_SAFE_INTEGRAL: Final = 2**53
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{16}")
 
 
 class Reason(enum.StrEnum):
@@ -390,7 +394,32 @@ def _parsed(
             f"canonical form is {len(leaf_bytes)} bytes, over {MAX_EVENT_BYTES}",
             size=len(leaf_bytes),
         )
+    if _LONG_DIGITS.search(leaf_bytes) is not None and _has_unsafe_integral_float(event):
+        # Its leaf (how a block holds it) would read back as an unsafe integer: every
+        # validator would refuse the block that sealed it.
+        raise EventRejected(
+            Reason.MALFORMED,
+            "member 'data' holds an integral float of magnitude 2**53 or more (e.g. 1e20): "
+            "its RFC 8785 form reads back as an integer outside ±(2**53-1)",
+        )
     return _parsed_event(event, raw, leaf_bytes, signature_text, signature)
+
+
+def _has_unsafe_integral_float(value: object) -> bool:
+    """Whether `value` holds a float that JCS writes as an integer outside the safe range
+    (integral, 2**53 <= |x| < 1e21), which `parse_event` of the leaf would refuse. Iterative:
+    the depth was bounded before, but no recursion is needed to walk it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is float:
+            if item.is_integer() and _SAFE_INTEGRAL <= abs(item) < 1e21:
+                return True
+        elif type(item) is dict:
+            stack.extend(cast("dict[str, object]", item).values())
+        elif type(item) is list:
+            stack.extend(cast("list[object]", item))
+    return False
 
 
 def _parsed_event(
