@@ -84,7 +84,12 @@ class Fault:
         return self.reason in ALARMS
 
     def to_json(self) -> dict[str, Any]:
-        return {"reason": self.reason, **self.evidence}
+        """The fault as `/v1/head` shows it: its own `reason` first and never overwritten; an
+        envelope's or admission's reason code in the evidence shows as `admission_reason`."""
+        shown = dict(self.evidence)
+        if "reason" in shown:
+            shown["admission_reason"] = shown.pop("reason")
+        return {**shown, "reason": self.reason}
 
 
 class FaultBoard:

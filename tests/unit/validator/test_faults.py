@@ -32,3 +32,18 @@ def test_restore_shows_alarms_and_refusals_still_ahead_of_the_head() -> None:
     board = FaultBoard()
     board.restore(None, head=0)
     assert board.current is None
+
+
+def test_the_faults_own_reason_is_shown_and_an_admission_reason_beside_it() -> None:
+    fault = Fault(
+        "EventAdmissionError",
+        7,
+        {"error": "EventAdmissionError", "reason": "duplicate", "leaf_index": 2},
+    )
+    assert fault.to_json() == {
+        "reason": "EventAdmissionError",
+        "admission_reason": "duplicate",
+        "error": "EventAdmissionError",
+        "leaf_index": 2,
+    }
+    assert fault.evidence["reason"] == "duplicate"  # the stored evidence is left as it was
