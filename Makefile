@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format unit integration bench clean-data help system-tools fuzz
+.PHONY: run test lint format unit integration bench clean-data help system-tools fuzz chaos security
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,14 @@ bench: $(STAMP) ## benchmarks, one run side by side: .bench/runs/<time>/ (BENCH_
 
 clean-data: ## remove the local dev keys, genesis and stores under data/
 	rm -rf data
+
+# The adversarial suite alone (docs/security.md); `make test` runs it too. `chaos` is its fault
+# injection against real processes: needs root (a size-limited tmpfs, a private PostgreSQL 15).
+security: $(STAMP) system-tools ## the adversarial suite only: attacks, fuzzing, faults, privacy, transport
+	$(PY) -m pytest tests/security -q
+
+chaos: $(STAMP) ## fault injection only: broker frozen, store full, PostgreSQL restarted, validator store damaged
+	$(PY) -m pytest tests/security/faults -q
 
 # Coverage-guided fuzzing (atheris) of the sealer's and a validator's verdicts, longer than the
 # 60 s of `make test`: FUZZ_SECONDS per target (envelope, then block). The corpus grows in
