@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.runtime.body import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
 from shared.runtime.component import BrokerProbe, CheckedResource, Component, NotReadyError
-from shared.runtime.errors import install_error_handlers
+from shared.runtime.errors import describe_errors, install_error_handlers
 from shared.runtime.identity import ServiceIdentity
 from shared.runtime.logging import request_id
 from shared.runtime.metrics import ServiceMetrics, StoreErrorMetrics
@@ -63,6 +63,7 @@ def create_app(
     app = FastAPI(title=f"CareLedger {service}", version=version, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     install_error_handlers(app)
+    describe_errors(app)
     about = {"service": service, "version": version, **(identity or {})}
     app.include_router(_operations_router(about, components, metrics))
     for router in routers:
@@ -126,7 +127,7 @@ def _operations_router(
         metrics.ready.set(1 if all(state == "ok" for state in checks.values()) else 0)
         return checks
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses={503: {"description": "a component is not ready"}})
     def readyz() -> JSONResponse:
         """Every component (store, broker, consumers, relay) is ready; 503 says which is not."""
         checks = readiness()
@@ -136,7 +137,11 @@ def _operations_router(
             status_code=200 if ready else 503,
         )
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     def prometheus_metrics() -> Response:
         """Prometheus text format. Readiness is checked afresh for every scrape (checks are
         cheap by contract): otherwise `careledger_ready` would only move when something
