@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.runtime.body import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
+from shared.runtime.body import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_DEPTH, BodyLimit
 from shared.runtime.component import BrokerProbe, CheckedResource, Component, NotReadyError
 from shared.runtime.errors import describe_errors, install_error_handlers
 from shared.runtime.identity import ServiceIdentity
@@ -39,9 +39,11 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     identity: dict[str, str] | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_request_depth: int = DEFAULT_MAX_REQUEST_DEPTH,
 ) -> FastAPI:
     """Build a service's HTTP app. Components start in order and stop in reverse order;
-    request bodies over `max_request_bytes` are answered 413 (`shared.runtime.body`)."""
+    request bodies over `max_request_bytes` are answered 413, JSON bodies nested deeper than
+    `max_request_depth` 400 (`shared.runtime.body`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +63,7 @@ def create_app(
             log.info("service stopped")
 
     app = FastAPI(title=f"CareLedger {service}", version=version, lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes, max_depth=max_request_depth)
     install_error_handlers(app)
     describe_errors(app)
     about = {"service": service, "version": version, **(identity or {})}
@@ -97,6 +99,7 @@ def service_app(
         routers=routers,
         identity=identity.about(),
         max_request_bytes=settings.max_request_bytes,
+        max_request_depth=settings.max_request_depth,
     )
 
 

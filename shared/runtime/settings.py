@@ -62,6 +62,10 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=5.0, gt=0, le=60)
     #: The largest HTTP request body accepted, in bytes (413 `too_large` beyond it).
     max_request_bytes: int = Field(default=1024 * 1024, ge=4096, le=16 * 1024 * 1024)
+    #: The deepest nesting of objects and arrays a JSON request body may have (400 `too_deep`
+    #: beyond it, counted before parsing; shared/runtime/depth.py). At most 256: every layer
+    #: behind it (JSON reader, pydantic, the canonical encoder) recurses.
+    max_request_depth: int = Field(default=64, ge=8, le=256)
 
     kafka_bootstrap_servers: str = Field(
         default=DEFAULT_BOOTSTRAP,

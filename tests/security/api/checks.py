@@ -81,10 +81,14 @@ def _strings(value: object) -> Iterator[str]:
             stack.extend(item)
 
 
+#: Words of the HTTP contract that the OpenAPI documents do not hold (docs/auth.md).
+_PROTOCOL_WORDS: Final = frozenset({"Authorization", "Bearer"})
+
+
 def vocabulary(document: Mapping[str, Any]) -> frozenset[str]:
     """The API's own words in its OpenAPI document: member and parameter names, enumerated
     values. An error may name them ("base_version: ..."); they are not the caller's data."""
-    words: set[str] = set()
+    words: set[str] = set(_PROTOCOL_WORDS)
     stack: list[Any] = [document]
     while stack:
         item = stack.pop()
