@@ -162,7 +162,7 @@ def echoes_nothing(own_words: frozenset[str]) -> Any:
         del ctx
         if not 400 <= response.status_code < 500:
             return
-        body = response.text
+        body = free_text(response.text)
         for sent in sent_strings(case):
             run = None if sent in own_words else echoed(sent, body)
             if run is not None:

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from careledger.devchain import ensure_dev_chain, key_path, pseudonym_key_path
 from services.billing.config import BillingSettings
@@ -49,7 +50,7 @@ from services.validator.service import Validator
 from services.validator.witness import CheckpointWitness, WitnessedLog
 from shared.attestation import sign_attestation
 from shared.auth import bearer_headers
-from shared.block import block_to_json, build_genesis_block
+from shared.block import block_to_json, build_genesis_block, format_timestamp
 from shared.chain import ChainVerifier
 from shared.checkpoint import default_origin
 from shared.crypto import SigningKey
@@ -61,7 +62,9 @@ from shared.runtime.identity import ServiceIdentity, load_identity
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.outbox import wire_outbox
 from shared.store import open_database
+from tests.unit.billing.conftest import CONTRACT_V1
 from tests.unit.core.chainfactory import ChainFactory
+from tests.unit.records.conftest import observation
 
 ASGIApp = Callable[..., Any]
 
@@ -77,6 +80,10 @@ class Api:
     #: (method, path template) -> the role whose key signs the token; others: `default_role`.
     roles: dict[tuple[str, str], str] = field(default_factory=dict)
     default_role: str = "patient"
+    #: Parameter name -> values that exist in this API's store (a record id, a height), which
+    #: the fuzzer's own values would almost never hit: with them it reaches the handlers'
+    #: paths past "not found".
+    known: dict[str, list[str]] = field(default_factory=dict)
 
     def role_of(self, method: str, path: str) -> str:
         return self.roles.get((method.upper(), path), self.default_role)
@@ -117,16 +124,14 @@ def identity_api(data_dir: Path) -> Api:
     roles = {("POST", path): "admin" for path in admin_routes}
     roles[("POST", "/v1/credentials/revoke")] = "authority"
     roles[("POST", "/v1/practitioners")] = "authority"
+    patient = _fresh_key("fuzz-patient")
     return Api(
         "identity",
         app,
         "identity",
-        {
-            "admin": keys["admin"],
-            "authority": keys["authority-demo"],
-            "patient": _fresh_key("fuzz-patient"),
-        },
+        {"admin": keys["admin"], "authority": keys["authority-demo"], "patient": patient},
         roles,
+        known={"did": [keys["admin"].did, keys["publisher-demo"].did, patient.did]},
     )
 
 
@@ -164,13 +169,40 @@ def records_api(data_dir: Path) -> Api:
         ("POST", "/fhir"),
         ("POST", "/fhir/{resource_type}"),
     ]
-    return Api(
+    api = Api(
         "records",
         app,
         "records",
         {"practitioner": practitioner, "patient": patient},
         dict.fromkeys(practitioner_routes, "practitioner"),
     )
+    client = TestClient(app)
+    created = client.post(
+        "/v1/records",
+        json={"patient": patient.did, "resource": observation("fuzz seed")},
+        headers=api.bearer("POST", "/v1/records"),
+    )
+    assert created.status_code == 201, created.text
+    expires = format_timestamp(now + timedelta(days=30))
+    granted = client.post(
+        "/v1/consents",
+        json={"grantee": practitioner.did, "resource_types": ["Observation"], "expires": expires},
+        headers=api.bearer("POST", "/v1/consents"),
+    )
+    assert granted.status_code == 201, granted.text
+    record = str(created.json()["record"])
+    api.known = {
+        "record_id": [record],
+        "resource_id": [record],
+        "consent_id": [str(granted.json()["consent"]["consent"])],
+        "did": [patient.did, practitioner.did],
+        "resource_type": ["Observation", "Patient", "Consent", "AuditEvent"],
+        "version_id": ["1"],
+        "version": ["1"],
+        "_id": [record],
+        "patient": [patient.did],
+    }
+    return api
 
 
 def billing_api(data_dir: Path) -> Api:
@@ -184,13 +216,18 @@ def billing_api(data_dir: Path) -> Api:
         ("GET", "/v1/invoices/{invoice_id}/fhir"),
         ("GET", "/v1/invoices/{invoice_id}/journal"),
     ]
-    return Api(
+    api = Api(
         "billing",
         app,
         "billing",
         {"admin": keys["admin"], "patient": _fresh_key("fuzz-patient")},
         dict.fromkeys(admin_routes, "admin"),
     )
+    deployed = TestClient(app).post(
+        "/v1/tariffs", json=CONTRACT_V1, headers=api.bearer("POST", "/v1/tariffs")
+    )
+    assert deployed.status_code == 201, deployed.text
+    return api
 
 
 def sealer_api(data_dir: Path) -> Api:
@@ -282,7 +319,20 @@ def validator_api(data_dir: Path) -> Iterator[Api]:
                 explorer_router(),
             ],
         )
-        yield Api("validator", app, None)
+        event = factory.blocks[1].events[0]
+        yield Api(
+            "validator",
+            app,
+            None,
+            known={
+                "height": ["0", "1", "3"],
+                "source": [str(event["source"])],
+                "id": [str(event["id"])],
+                "first": ["1", "2"],
+                "second": ["3", str(factory.blocks[-1].header.tree_size)],
+                "tree_size": ["2", str(factory.blocks[-1].header.tree_size)],
+            },
+        )
 
 
 @contextmanager
