@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.billing.config import BillingSettings
 from shared.runtime.app import OPEN_PATHS
 from shared.runtime.body import BodyLimit
 from shared.runtime.depth import DEFAULT_MAX_REQUEST_DEPTH, is_json_media_type, json_depth_exceeds
@@ -197,3 +198,17 @@ def test_json_media_types() -> None:
         assert is_json_media_type(media)
     for media in ("text/plain", "text/json+x", "multipart/form-data", "application/xml"):
         assert not is_json_media_type(media)
+
+
+def test_the_depth_limit_is_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARELEDGER_MAX_REQUEST_DEPTH", "8")
+    with serving("billing", tmp_path) as billing:
+        client = TestClient(billing.app)
+        for depth, deep in ((8, False), (9, True)):
+            body = b'{"a":' * depth + b"1" + b"}" * depth
+            headers = {"content-type": "application/json", **billing.bearer("POST", "/v1/tariffs")}
+            answer = client.post("/v1/tariffs", content=body, headers=headers)
+            assert (answer.json()["reason"] == "too_deep") is deep, answer.text
+    monkeypatch.setenv("CARELEDGER_MAX_REQUEST_DEPTH", "257")
+    with pytest.raises(ValueError, match="max_request_depth"):
+        BillingSettings()
