@@ -212,3 +212,13 @@ def test_the_depth_limit_is_the_setting(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("CARELEDGER_MAX_REQUEST_DEPTH", "257")
     with pytest.raises(ValueError, match="max_request_depth"):
         BillingSettings()
+
+
+def test_the_explorer_serves_its_files_by_name_only(tmp_path: Path) -> None:
+    with serving("validator", tmp_path) as validator:
+        client = TestClient(validator.app)
+        assert client.get("/explorer/app.js").status_code == 200
+        for name in (*HOSTILE_TEXT, "app.js%00", "..%2fhttp.py", "%2e%2e/__init__.py", "A" * 5000):
+            answer = client.get(f"/explorer/{name}")
+            _refused(answer, 404, "not_found")
+            assert "AAAAAAAA" not in answer.text
