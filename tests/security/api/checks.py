@@ -131,8 +131,11 @@ def in_error_shape(ctx: Any, response: Any, case: Any) -> None:
         )
 
 
-#: Members of an error body that hold the shape's own constants, not text about the request.
-_CONSTANT_MEMBERS: Final = frozenset({"resourceType", "severity", "code", "system", "type"})
+#: Members of an error body that hold codes of the shape (a reason, an issue code), not text
+#: about the request.
+_CONSTANT_MEMBERS: Final = frozenset(
+    {"reason", "resourceType", "severity", "code", "system", "type"}
+)
 
 
 def free_text(text: str) -> str:
