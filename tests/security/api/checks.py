@@ -104,16 +104,70 @@ def vocabulary(document: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(words)
 
 
+#: Words of the messages the APIs and their validators write themselves ("Field required",
+#: "Input should be a valid integer"): a fuzzed string that happens to contain one (the fuzzer
+#: likes words such as "consent_required") is not repeated when the message says it.
+MESSAGE_WORDS: Final = frozenset(
+    [
+        "required",
+        "missing",
+        "invalid",
+        "should",
+        "integer",
+        "string",
+        "characters",
+        "dictionary",
+        "boolean",
+        "number",
+        "greater",
+        "less",
+        "equal",
+        "expected",
+        "object",
+        "allowed",
+        "supported",
+        "parameter",
+        "resource",
+        "contract",
+        "credential",
+        "member",
+        "members",
+        "version",
+        "patient",
+        "consent",
+        "unknown",
+        "request",
+        "signature",
+        "malformed",
+        "verifier",
+        "evaluate",
+        "envelope",
+        "practitioner",
+        "registered",
+        "revoked",
+        "authority",
+        "publisher",
+        "validation",
+        "timestamp",
+    ]
+)
+
+
 def echoed(sent: str, body: str, window: int = ECHO_WINDOW) -> str | None:
-    """The first run of `window` characters of `sent` found in `body`, if any."""
+    """The first run of `window` characters of `sent` found in `body`, if any (a run that
+    is only part of one of the `MESSAGE_WORDS` does not count)."""
     if len(sent) < window:
         return None
     text = sent if len(sent) <= 2 * _SAMPLE else sent[:_SAMPLE] + sent[-_SAMPLE:]
     for start in range(len(text) - window + 1):
         run = text[start : start + window]
-        if run in body:
+        if run in body and not _message_word(run):
             return run
     return None
+
+
+def _message_word(run: str) -> bool:
+    return run.isalpha() and any(run.lower() in word for word in MESSAGE_WORDS)
 
 
 def in_error_shape(ctx: Any, response: Any, case: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shared.envelope import build_event, encode_event, sign_event, uuid7
-from tests.security.api.checks import error_fields
+from tests.security.api.checks import echoed, error_fields
 from tests.security.api.services import Api, serving
 from tests.unit.records.conftest import observation
 
@@ -97,3 +97,14 @@ def test_the_ingest_does_not_repeat_a_posted_events_text(tmp_path: Path) -> None
         assert "'signature' must be a string" in detail
         valid = post(content=encode_event(sign_event(event, key)))
         assert valid.status_code == 202, valid.text
+
+
+def test_the_checks_catch_what_they_are_for() -> None:
+    assert echoed(f"x{CANARY}x", f'{{"detail": "no {CANARY[3:12]} here"}}') == CANARY[3:11]
+    assert echoed("consent_required", "contract_id: Field required") is None  # its own words
+    assert echoed("short", "short") is None
+    assert error_fields(404, "application/json", '{"reason": "not_found", "detail": "x"}')
+    assert error_fields(404, "application/json", '{"reason": "Not Found", "detail": "x"}') is None
+    assert error_fields(400, "application/json", '{"detail": "x"}') is None
+    assert error_fields(400, "text/plain", "Bad Request") is None
+    assert error_fields(409, "text/x.tlog.size", "12\n") == ("conflict", "12\n")
