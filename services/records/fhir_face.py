@@ -220,7 +220,8 @@ def _well_formed(record_id: str) -> bool:
 
 def _record_type(resource_type: str) -> None:
     if resource_type not in SUPPORTED_TYPES:
-        raise NotFoundError(f"{resource_type[:64]} is not a type this server supports")
+        # Not named back: a path segment is the caller's text (errors never repeat it).
+        raise NotFoundError("not a type this server supports (see GET /fhir/metadata)")
 
 
 def _next_page(base: str, query: SearchQuery) -> str:

@@ -124,7 +124,8 @@ def _check_shape(context: _Context) -> str:
     credential = context.credential
     unknown = sorted(set(credential) - _MEMBERS)
     if unknown:
-        raise _malformed(f"members this verifier does not evaluate: {unknown}")
+        # Counted, not named: the names are the caller's text (API errors never repeat it).
+        raise _malformed(f"{len(unknown)} member(s) this verifier does not evaluate")
     contexts = credential.get("@context")
     if not isinstance(contexts, list) or not contexts or contexts[0] != CREDENTIALS_V2_CONTEXT:
         raise _malformed(
@@ -348,7 +349,7 @@ def _issuer_of(credential: Mapping[str, Any]) -> str:
     if isinstance(issuer, Mapping):
         unknown = sorted(set(issuer) - _ISSUER_MEMBERS)
         if unknown:
-            raise _malformed(f"issuer members this verifier does not evaluate: {unknown}")
+            raise _malformed(f"{len(unknown)} issuer member(s) this verifier does not evaluate")
         issuer = issuer.get("id")
     if not _is_uri(issuer):
         raise _malformed("issuer must be a URI or an object whose id is a URI")

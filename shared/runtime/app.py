@@ -14,9 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.runtime.body import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
+from shared.runtime.body import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_DEPTH, BodyLimit
 from shared.runtime.component import BrokerProbe, CheckedResource, Component, NotReadyError
-from shared.runtime.errors import install_error_handlers
+from shared.runtime.errors import describe_errors, install_error_handlers
 from shared.runtime.identity import ServiceIdentity
 from shared.runtime.logging import request_id
 from shared.runtime.metrics import ServiceMetrics, StoreErrorMetrics
@@ -40,9 +40,11 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     identity: dict[str, str] | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_request_depth: int = DEFAULT_MAX_REQUEST_DEPTH,
 ) -> FastAPI:
     """Build a service's HTTP app. Components start in order and stop in reverse order;
-    request bodies over `max_request_bytes` are answered 413 (`shared.runtime.body`)."""
+    request bodies over `max_request_bytes` are answered 413, JSON bodies nested deeper than
+    `max_request_depth` 400 (`shared.runtime.body`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -62,9 +64,10 @@ def create_app(
             log.info("service stopped")
 
     app = FastAPI(title=f"CareLedger {service}", version=version, lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes, max_depth=max_request_depth)
     install_error_handlers(app)
     install_store_unavailable_handler(app)
+    describe_errors(app)
     about = {"service": service, "version": version, **(identity or {})}
     app.include_router(_operations_router(about, components, metrics))
     for router in routers:
@@ -100,6 +103,7 @@ def service_app(
         routers=routers,
         identity=identity.about(),
         max_request_bytes=settings.max_request_bytes,
+        max_request_depth=settings.max_request_depth,
     )
 
 
@@ -130,7 +134,7 @@ def _operations_router(
         metrics.ready.set(1 if all(state == "ok" for state in checks.values()) else 0)
         return checks
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses={503: {"description": "a component is not ready"}})
     def readyz() -> JSONResponse:
         """Every component (store, broker, consumers, relay) is ready; 503 says which is not."""
         checks = readiness()
@@ -140,7 +144,11 @@ def _operations_router(
             status_code=200 if ready else 503,
         )
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     def prometheus_metrics() -> Response:
         """Prometheus text format. Readiness is checked afresh for every scrape (checks are
         cheap by contract): otherwise `careledger_ready` would only move when something

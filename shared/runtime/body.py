@@ -1,9 +1,11 @@
-"""A limit on request bodies for every service's API, chunked uploads included.
+"""Limits on request bodies for every service's API: size (chunked uploads included) and
+JSON nesting depth.
 
 A declared `Content-Length` over the limit is refused before anything is read; a body without
 one (chunked transfer encoding) is counted as it arrives and refused as soon as it passes the
-limit, so no request can make a service buffer more than the limit. Pure ASGI, around the
-FastAPI app.
+limit, so no request can make a service buffer more than the limit. A JSON body (by its
+Content-Type, or none) nested deeper than the depth limit is refused before any route parses
+it (shared/runtime/depth.py). Pure ASGI, around the FastAPI app.
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "BodyLimit"]
+from shared.runtime.depth import DEFAULT_MAX_REQUEST_DEPTH, is_json_media_type, json_depth_exceeds
+
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_REQUEST_DEPTH", "BodyLimit"]
 
 DEFAULT_MAX_REQUEST_BYTES: Final = 1024 * 1024
 
 
 class BodyLimit:
-    """ASGI middleware answering 413 `too_large` to a body longer than `max_bytes`."""
+    """ASGI middleware answering 413 `too_large` to a body longer than `max_bytes`, and 400
+    `too_deep` to a JSON body nested deeper than `max_depth` levels of objects and arrays."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, max_depth: int = DEFAULT_MAX_REQUEST_DEPTH
+    ) -> None:
         self._app = app
         self._max = max_bytes
+        self._max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,7 +39,7 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self._max:
-            await self._refuse(send)
+            await self._refuse_size(send)
             return
         # Read the whole body first (at most the limit), then hand it on in one message: an
         # error raised from inside the app's own body parsing would be turned into a 400.
@@ -45,10 +53,17 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max:
-                await self._refuse(send)
+                await self._refuse_size(send)
                 return
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        if is_json_media_type(_header(scope, b"content-type")) and json_depth_exceeds(
+            body, self._max_depth
+        ):
+            detail = f"a JSON body nests at most {self._max_depth} levels of objects and arrays"
+            await _refuse(send, 400, "too_deep", detail)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -56,27 +71,37 @@ class BodyLimit:
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         await self._app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"reason": "too_large", "detail": f"a request body is at most {self._max} bytes"}
-        ).encode()
-        headers: list[tuple[bytes, bytes]] = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse_size(self, send: Send) -> None:
+        await _refuse(send, 413, "too_large", f"a request body is at most {self._max} bytes")
+
+
+async def _refuse(send: Send, status: int, reason: str, detail: str) -> None:
+    """Answer in the one error shape, and close: the rest of the body is not read."""
+    body = json.dumps({"reason": reason, "detail": detail}).encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    headers: Any = scope.get("headers", [])
+    for name, value in headers:
+        if name == wanted:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:
-    headers: Any = scope.get("headers", [])
-    for name, value in headers:
-        if name == b"content-length":
-            text = value.decode("latin-1").strip()
-            return int(text) if text.isdigit() else None
-    return None
+    text = _header(scope, b"content-length")
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +18,42 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import CareLedgerError
 
-__all__ = ["ApiError", "error_body", "install_error_handlers"]
+__all__ = [
+    "ERROR_SCHEMA",
+    "REASON_PATTERN",
+    "ApiError",
+    "describe_errors",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "quotes_input",
+]
+
+#: Every `reason` is snake_case.
+REASON_PATTERN: Final = r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$"
+#: The error shape in an OpenAPI document (`#/components/schemas/Error`).
+ERROR_SCHEMA: Final[dict[str, Any]] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["reason", "detail"],
+    "properties": {
+        "reason": {"type": "string", "pattern": REASON_PATTERN},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+    },
+}
+_VALIDATION_ERROR_SCHEMA: Final[dict[str, Any]] = {
+    "title": "ValidationError",
+    "type": "object",
+    "required": ["loc", "msg", "type"],
+    "properties": {
+        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+        "msg": {"type": "string"},
+        "type": {"type": "string"},
+    },
+}
+_FASTAPI_ERROR: Final = "#/components/schemas/HTTPValidationError"
+_ERROR: Final = "#/components/schemas/Error"
 
 
 class ApiError(CareLedgerError):
@@ -100,19 +135,30 @@ def _safe_error(error: Mapping[str, Any]) -> dict[str, Any]:
     if error["type"] == "extra_forbidden" and loc:
         loc[-1] = REDACTED
     msg = str(error["msg"])
-    if _quotes_input(msg, error.get("input")):
+    if quotes_input(msg, error.get("input")):
         msg = "the value is not valid here"
     return {"loc": loc, "msg": msg, "type": str(error["type"])}
 
 
-def _quotes_input(msg: str, value: object, *, window: int = 6) -> bool:
-    """Whether `msg` contains any `window` consecutive characters of a string in `value`."""
-    if isinstance(value, Mapping):
-        return any(_quotes_input(msg, item) for pair in value.items() for item in pair)
-    if isinstance(value, list | tuple):
-        return any(_quotes_input(msg, item) for item in value)
-    if not isinstance(value, str):
-        return False
+def quotes_input(
+    msg: str, value: object, *, window: int = 6, own_words: frozenset[str] = frozenset()
+) -> bool:
+    """Whether `msg` contains any `window` consecutive characters of a string in `value`
+    (member names included; `own_words`, the API's own vocabulary, excepted). Iterative: a
+    value may nest as deep as the request limit allows."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend(part for pair in item.items() for part in pair)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, str) and item not in own_words and _quoted(msg, item, window):
+            return True
+    return False
+
+
+def _quoted(msg: str, value: str, window: int) -> bool:
     text = value[:4096]
     if len(text) < window:
         return len(text) >= 3 and text in msg
@@ -126,3 +172,51 @@ def _status_reason(status: int) -> str:
     except ValueError:
         return f"http_{status}"
     return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+
+
+def describe_errors(app: FastAPI) -> None:
+    """Make `app`'s OpenAPI document state the error shape its routes really answer.
+
+    FastAPI declares every 422 as its own `HTTPValidationError` (`detail` a list, each item
+    with the `input` and `ctx` this module never sends); generated clients and fuzzers would
+    read the real `{"reason", "detail", "errors"}` body as a violation. The document is
+    rewritten once, when it is first generated.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Error"] = ERROR_SCHEMA
+        schemas.setdefault("ValidationError", _VALIDATION_ERROR_SCHEMA)
+        if schemas.pop("HTTPValidationError", None) is not None:
+            _replace_refs(document, _FASTAPI_ERROR, _ERROR)
+        validation = schemas["ValidationError"].get("properties", {})
+        validation.pop("input", None)
+        validation.pop("ctx", None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _replace_refs(document: dict[str, Any], old: str, new: str) -> None:
+    """Point every `$ref` to `old` in `document` at `new` (iteratively: documents nest)."""
+    stack: list[Any] = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("$ref") == old:
+                item["$ref"] = new
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def error_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response in the error shape, for a route's `responses`."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _ERROR}}},
+    }

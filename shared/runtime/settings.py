@@ -74,6 +74,10 @@ class ServiceSettings(BaseSettings):
     #: PEM CA certificates: when set, every client must present a certificate they signed
     #: (mutual TLS; CARELEDGER_TLS_CLIENT_CA_FILE). Needs the certificate and key.
     tls_client_ca_file: Path | None = None
+    #: The deepest nesting of objects and arrays a JSON request body may have (400 `too_deep`
+    #: beyond it, counted before parsing; shared/runtime/depth.py). At most 256: every layer
+    #: behind it (JSON reader, pydantic, the canonical encoder) recurses.
+    max_request_depth: int = Field(default=64, ge=8, le=256)
 
     kafka_bootstrap_servers: str = Field(
         default=DEFAULT_BOOTSTRAP,

@@ -38,7 +38,7 @@ from services.records.errors import (
 from services.records.fhir_face import FhirFace
 from shared.runtime.auth import Authenticator
 from shared.runtime.bounds import stated_range
-from shared.runtime.errors import ApiError
+from shared.runtime.errors import ApiError, error_response
 
 __all__ = ["FHIR_JSON", "fhir_router"]
 
@@ -87,8 +87,53 @@ async def _body(request: Request) -> bytes:
     return await request.body()
 
 
+class FhirResponse(JSONResponse):
+    """What every FHIR answer is sent as (the OpenAPI document says so through it)."""
+
+    media_type = FHIR_JSON
+
+
+#: Every error is an OperationOutcome, but a body refused by the shared middleware before any
+#: route (413 `too_large`, 400 `too_deep`) is in the native shape (docs/fhir.md).
+_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    "4XX": {
+        "description": "an OperationOutcome (docs/fhir.md)",
+        "content": {
+            FHIR_JSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["resourceType", "issue"],
+                    "properties": {
+                        "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+                        "issue": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                    },
+                }
+            }
+        },
+    },
+    413: error_response("too_large: the body is over CARELEDGER_MAX_REQUEST_BYTES"),
+}
+#: A resource or a transaction Bundle, as the OpenAPI document states the body.
+_RESOURCE_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FHIR_JSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["resourceType"],
+                    "properties": {"resourceType": {"type": "string"}},
+                }
+            }
+        },
+    }
+}
+
+
 def fhir_router(face: FhirFace[Any], authenticate: Authenticator) -> APIRouter:
-    router = APIRouter(prefix="/fhir", tags=["fhir"])
+    router = APIRouter(
+        prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse, responses=_RESPONSES
+    )
 
     def answer(
         request: Request, act: Callable[[str], tuple[Any, int, Mapping[str, str]]]
@@ -116,7 +161,7 @@ def fhir_router(face: FhirFace[Any], authenticate: Authenticator) -> APIRouter:
         """The CapabilityStatement: exactly what this face supports."""
         return answer(request, lambda _: (face.capability(), 200, {}))
 
-    @router.post("")
+    @router.post("", openapi_extra=_RESOURCE_BODY)
     @router.post("/", include_in_schema=False)  # clients join the base and "" with a slash
     def transaction(request: Request, body: bytes = Depends(_body)) -> JSONResponse:
         """A transaction Bundle: every entry created, or none."""
@@ -140,7 +185,7 @@ def fhir_router(face: FhirFace[Any], authenticate: Authenticator) -> APIRouter:
 
         return answer(request, act)
 
-    @router.post("/{resource_type}")
+    @router.post("/{resource_type}", openapi_extra=_RESOURCE_BODY)
     def create(resource_type: str, request: Request, body: bytes = Depends(_body)) -> JSONResponse:
         """Create a record (or grant a Consent): 201 with Location."""
 

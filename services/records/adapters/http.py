@@ -7,7 +7,7 @@ Every route needs a bearer token (`shared.runtime.auth`); errors take the one sh
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run time, and
 # `CallerOf` below is local to `records_router`.
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any, Final
 
@@ -221,7 +221,8 @@ def _answers() -> Iterator[None]:
     try:
         yield
     except InvalidResourceError as exc:
-        raise ApiError(422, exc.reason, exc.detail, {"errors": exc.errors}) from exc
+        errors = [_located(error) for error in exc.errors]
+        raise ApiError(422, exc.reason, exc.detail, {"errors": errors}) from exc
     except RecordsError as exc:
         status = error_status(exc)
         raise ApiError(status, exc.reason, exc.detail) from exc
@@ -229,3 +230,11 @@ def _answers() -> Iterator[None]:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         raise ApiError(422, "invalid_request", f"{where}: {problem['msg']}") from exc
+
+
+def _located(error: Mapping[str, Any]) -> dict[str, Any]:
+    """A resource error with its `loc` as every API's errors have it: a list of member names
+    and array indices (`"entry.0.active"` -> `["entry", 0, "active"]`), the FHIR face keeping
+    the dotted text FHIR's `expression` uses."""
+    parts = [part for part in str(error["loc"]).split(".") if part]
+    return {**error, "loc": [int(part) if part.isdigit() else part for part in parts]}

@@ -157,7 +157,9 @@ def parse_search(resource_type: str, params: Sequence[tuple[str, str]]) -> Searc
     seen: set[str] = set()
     for name, value in params:
         if name in seen:
-            raise InvalidRequestError(f"the search parameter {name[:64]} is given twice")
+            # Search parameters are named only from this list: the caller's text is never
+            # repeated (it may be PHI).
+            raise InvalidRequestError("a search parameter is given twice")
         seen.add(name)
         if name in _PAGING:
             page[name] = _integer(name, value)
@@ -168,9 +170,10 @@ def parse_search(resource_type: str, params: Sequence[tuple[str, str]]) -> Searc
         elif patient is None and name in _patient_params(resource_type):
             patient = _patient_ref(name, value)
         else:
+            supported = sorted({*_PAGING, "_id", *_patient_params(resource_type)})
             raise InvalidRequestError(
-                f"{resource_type} does not support the search parameter {name[:64]} (or it "
-                "repeats one already given)"
+                "a search parameter this type does not support, or one that repeats another "
+                f"(supported: {', '.join(supported)})"
             )
     if ids is None and patient is None and resource_type in SUPPORTED_TYPES:
         raise InvalidRequestError("a search of records needs _id or the patient")

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any, Final
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -10,11 +13,47 @@ from fastapi.responses import JSONResponse
 from services.sealer.core.ingest import IngestRefusedError
 from services.sealer.errors import IngestUnavailableError, TransientError
 from services.sealer.ingest import EventIngest
-from shared.envelope import MAX_EVENT_BYTES
+from shared.envelope import CONTENT_TYPE, MAX_EVENT_BYTES
 from shared.runtime.auth import CurrentCaller
-from shared.runtime.errors import ApiError
+from shared.runtime.errors import ApiError, error_response, quotes_input
 
 __all__ = ["ingest_router"]
+
+#: The body as the OpenAPI document states it: the signed CloudEvent, structured mode (its
+#: rules are the envelope's, docs/envelope.md; the route reads the bytes itself).
+_EVENT_BODY: Final[dict[str, Any]] = {
+    "required": True,
+    "content": {
+        CONTENT_TYPE: {
+            "schema": {
+                "type": "object",
+                "required": [
+                    "specversion",
+                    "id",
+                    "source",
+                    "type",
+                    "time",
+                    "datacontenttype",
+                    "data",
+                    "signer",
+                    "signature",
+                ],
+                "properties": {
+                    "specversion": {"type": "string", "enum": ["1.0"]},
+                    "id": {"type": "string"},
+                    "source": {"type": "string"},
+                    "type": {"type": "string"},
+                    "time": {"type": "string"},
+                    "subject": {"type": "string"},
+                    "datacontenttype": {"type": "string", "enum": ["application/json"]},
+                    "data": {"type": "object"},
+                    "signer": {"type": "string"},
+                    "signature": {"type": "string"},
+                },
+            }
+        }
+    },
+}
 
 
 def ingest_router(ingest: EventIngest) -> APIRouter:
@@ -26,15 +65,16 @@ def ingest_router(ingest: EventIngest) -> APIRouter:
         status_code=202,
         responses={
             202: {"description": "queued durably; poll the Location for the receipt"},
-            400: {"description": "malformed, bad_signature"},
-            401: {"description": "no valid bearer token"},
-            403: {"description": "not_signer, unknown_signer, revoked_signer, unauthorized_type"},
-            409: {"description": "duplicate"},
-            413: {"description": "too_large (over 64 KiB)"},
-            415: {"description": "unsupported_media_type"},
-            422: {"description": "unknown_topic"},
-            503: {"description": "not_ready"},
+            400: error_response("malformed, bad_signature"),
+            401: error_response("no valid bearer token"),
+            403: error_response("not_signer, unknown_signer, revoked_signer, unauthorized_type"),
+            409: error_response("duplicate"),
+            413: error_response("too_large (over 64 KiB)"),
+            415: error_response("unsupported_media_type"),
+            422: error_response("unknown_topic"),
+            503: error_response("not_ready"),
         },
+        openapi_extra={"requestBody": _EVENT_BODY},
     )
     async def post_event(request: Request, caller: CurrentCaller) -> JSONResponse:
         """One signed CloudEvent as `application/cloudevents+json`, signed by the caller."""
@@ -51,7 +91,7 @@ def ingest_router(ingest: EventIngest) -> APIRouter:
                 caller=caller.did,
             )
         except IngestRefusedError as exc:
-            raise ApiError(exc.status, exc.reason, exc.detail) from None
+            raise ApiError(exc.status, exc.reason, _unechoed(exc.detail, body)) from None
         except (IngestUnavailableError, TransientError) as exc:
             raise ApiError(503, "not_ready", str(exc), headers={"Retry-After": "1"}) from None
         return JSONResponse(
@@ -68,3 +108,20 @@ def ingest_router(ingest: EventIngest) -> APIRouter:
         )
 
     return router
+
+
+#: The envelope's own words, which a refusal may name ("member 'signature' must be ...").
+_ENVELOPE_WORDS: Final = frozenset(_EVENT_BODY["content"][CONTENT_TYPE]["schema"]["properties"])
+
+
+def _unechoed(detail: str, body: bytes) -> str:
+    """`detail`, unless it repeats any text of the posted event other than the envelope's
+    own member names: an answer never carries what the caller sent (it may be PHI), so the
+    detail is then only the pointer to the rules (the reason code stays exact)."""
+    try:
+        posted = json.loads(body)
+    except (ValueError, RecursionError):
+        return detail  # not JSON: the refusal says so and quotes nothing of it
+    if quotes_input(detail, posted, window=8, own_words=_ENVELOPE_WORDS):
+        return "the event does not pass this check of the envelope (docs/envelope.md)"
+    return detail

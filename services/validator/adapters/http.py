@@ -108,7 +108,11 @@ def validator_router(queries: ChainQueries) -> APIRouter:
         and the bytes received (base64url; for an equivocation also the stored block)."""
         return queries.evidence(limit)
 
-    @router.get("/chain")
+    @router.get(
+        "/chain",
+        response_class=StreamingResponse,
+        responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}}},
+    )
     def chain(
         first: Annotated[Count, Query(alias="from")] = 0,
         last: Annotated[Count | None, Query(alias="to")] = None,
