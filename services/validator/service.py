@@ -320,20 +320,21 @@ class Validator:
                 height=height,
             )
 
-    def reattest_pending(self, *, limit: int = 100) -> int:
-        """Publish again our attestations of the (at most `limit`) latest blocks not final
-        yet: one may have been lost with a crash between storing and delivering it."""
+    def reattest_recent(self, *, limit: int = RECENT_HEIGHTS) -> int:
+        """Publish again our attestations of the (at most `limit`) latest blocks, final or
+        not: each is stored with its block and published after, so one may have been lost
+        with a crash, and the chain moves on without showing us that block again. A height
+        the others made final without us still lacks our signature as evidence. Receivers
+        keep one copy of each (a repeat is no fault)."""
         if self._state is None:
             return 0
         head = self._state.head.height
-        final = self._store.final_height()
-        first = max(-1 if final is None else final, head - limit) + 1
         sent = 0
-        for height in range(first, head + 1):
-            for attestation in self._store.attestations_at(height):
-                if attestation.validator == self._key.did:
-                    self._publisher.publish(attestation)
-                    sent += 1
+        for _, raw in self._store.attestation_records(max(0, head - limit + 1), head):
+            attestation = Attestation.model_validate_json(raw)
+            if attestation.validator == self._key.did:
+                self._publisher.publish(attestation)
+                sent += 1
         return sent
 
     # --- blocks ----------------------------------------------------------------------

@@ -83,8 +83,9 @@ class KafkaAttestationPublisher:
 
 def _report_delivery(err: KafkaError | None, _msg: Message) -> None:
     if err is not None:
-        # Lost attestations are re-made when the block is seen again (sealer republish,
-        # restart); until then finality waits for the other validators.
+        # Lost attestations are published again when the block is seen again (a sealer
+        # republish) and at the next start (Validator.reattest_recent); until then finality
+        # waits for the other validators.
         log.error("attestation not delivered", extra={"error": str(err)})
 
 
@@ -174,7 +175,7 @@ class ValidationLoop:
         if self._audit:
             self._validator.audit()
         self._publisher.open()
-        self._validator.reattest_pending()
+        self._validator.reattest_recent()
         if self._consumer is None:
             config = self._kafka.consumer_config(
                 self._group_id,

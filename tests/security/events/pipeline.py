@@ -266,7 +266,7 @@ class Pipeline:
         if error == "EventAdmissionError":
             if metrics is not None and metrics.faults[faults_before:] != ["inadmissible_event"]:
                 raise DifferentialMismatch(f"fault codes counted: {metrics.faults}")
-            found = str(fault.get("reason"))
+            found = str(fault.get("admission_reason"))
             if found != reason:
                 raise DifferentialMismatch(f"sealer says {reason}, a validator says {found}")
             return found

@@ -102,7 +102,7 @@ class ScriptedValidator:
 
     def audit(self) -> None: ...
 
-    def reattest_pending(self) -> int:
+    def reattest_recent(self) -> int:
         return 0
 
     def _apply(self, kind: str, offset: int) -> None:

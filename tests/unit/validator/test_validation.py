@@ -165,7 +165,7 @@ def test_a_restarted_validator_continues_from_its_store(rig: Rig) -> None:
     assert rig.store.refusals() == []
 
 
-def test_a_restarted_validator_publishes_its_attestations_of_blocks_not_final(rig: Rig) -> None:
+def test_a_restarted_validator_publishes_its_attestations_of_the_latest_blocks(rig: Rig) -> None:
     rig.factory.seal_many(3, 2)
     _feed(rig)
     for block in rig.factory.blocks[:2]:
@@ -173,9 +173,13 @@ def test_a_restarted_validator_publishes_its_attestations_of_blocks_not_final(ri
         rig.validator.receive_attestation(other.model_dump_json().encode())
     assert rig.store.final_height() == 1
     rig.publisher.sent.clear()
-    assert rig.restarted().reattest_pending() == 2
-    assert [a.height for a in rig.publisher.sent] == [2, 3]
+    # Final or not: an attestation lost with a crash is evidence missing from the others.
+    assert rig.restarted().reattest_recent() == 4
+    assert [a.height for a in rig.publisher.sent] == [0, 1, 2, 3]
     assert {a.validator for a in rig.publisher.sent} == {rig.factory.did("validator-1")}
+    rig.publisher.sent.clear()
+    assert rig.restarted().reattest_recent(limit=2) == 2
+    assert [a.height for a in rig.publisher.sent] == [2, 3]
 
 
 def test_a_gap_asks_for_a_re_read_once_then_refuses(rig: Rig) -> None:
