@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Final
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter
 
 from shared.auth import (
@@ -190,7 +191,22 @@ class _Refused(Exception):  # noqa: N818 - a carrier, not an error of its own
         self.error = error
 
 
-def authenticated_caller(request: Request) -> Caller:
+#: How the OpenAPI documents declare the routes' authentication (RFC 6750 bearer, a JWT), so
+#: generated clients and API tools know to send one. A declaration only: it never refuses
+#: (`auto_error=False`); the Authenticator reads and checks the header itself.
+BEARER_SCHEME: Final = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="An EdDSA JWT signed by the caller's own did:key, `aud` = the service "
+    "(docs/auth.md)",
+    auto_error=False,
+)
+
+
+def authenticated_caller(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
+) -> Caller:
     """The caller, checked by the authenticator installed in the app (Authenticator.install).
 
     A module-level dependency, so routes in modules with postponed annotations can name it.

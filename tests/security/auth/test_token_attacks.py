@@ -151,6 +151,27 @@ def test_every_route_but_the_open_ones_needs_a_token(
 
 
 @pytest.mark.parametrize("face_name", sorted(FACES))
+def test_the_openapi_document_declares_the_bearer_scheme_on_exactly_those_routes(
+    clients: dict[str, TestClient], face_name: str
+) -> None:
+    from shared.runtime.app import OPEN_PATHS
+
+    document = clients[face_name].app.openapi()  # type: ignore[attr-defined]
+    scheme = document["components"]["securitySchemes"]["bearer"]
+    assert scheme == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": scheme["description"],
+    }
+    for template, operations in document["paths"].items():
+        for method, operation in operations.items():
+            declared = operation.get("security")
+            wanted = None if template in OPEN_PATHS else [{"bearer": []}]
+            assert declared == wanted, (method, template, declared)
+
+
+@pytest.mark.parametrize("face_name", sorted(FACES))
 def test_two_authorization_headers_are_refused_whichever_is_valid(
     clients: dict[str, TestClient], face_name: str
 ) -> None:
