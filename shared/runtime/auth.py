@@ -34,6 +34,7 @@ from shared.store import Database
 from shared.store.availability import unavailable_kind
 
 __all__ = [
+    "BEARER_SCHEME",
     "Authenticator",
     "Caller",
     "CurrentCaller",
@@ -55,6 +56,18 @@ class Caller:
 
     did: str
     jti: str
+
+
+#: How the OpenAPI documents declare the routes' authentication (RFC 6750 bearer, a JWT), so
+#: generated clients and API tools know to send one. A declaration only: it never refuses
+#: (`auto_error=False`); the Authenticator reads and checks the header itself.
+BEARER_SCHEME: Final = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="An EdDSA JWT signed by the caller's own did:key, `aud` = the service "
+    "(docs/auth.md)",
+    auto_error=False,
+)
 
 
 class Authenticator:
@@ -113,7 +126,11 @@ class Authenticator:
         """Make this the authenticator behind `CurrentCaller` in `app`'s routes."""
         app.state.authenticator = self
 
-    def __call__(self, request: Request) -> Caller:
+    def __call__(
+        self,
+        request: Request,
+        _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)] = None,
+    ) -> Caller:
         """The caller of `request`, or a 401 ApiError saying why not (RFC 6750 §3), or a 429
         (`rate_limited`, with Retry-After) when its caller or address is over its rate."""
         address = request.client.host if request.client is not None else "unknown"
@@ -189,18 +206,6 @@ class _Refused(Exception):  # noqa: N818 - a carrier, not an error of its own
     def __init__(self, error: ApiError) -> None:
         super().__init__(error.reason)
         self.error = error
-
-
-#: How the OpenAPI documents declare the routes' authentication (RFC 6750 bearer, a JWT), so
-#: generated clients and API tools know to send one. A declaration only: it never refuses
-#: (`auto_error=False`); the Authenticator reads and checks the header itself.
-BEARER_SCHEME: Final = HTTPBearer(
-    scheme_name="bearer",
-    bearerFormat="JWT",
-    description="An EdDSA JWT signed by the caller's own did:key, `aud` = the service "
-    "(docs/auth.md)",
-    auto_error=False,
-)
 
 
 def authenticated_caller(

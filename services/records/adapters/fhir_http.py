@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -36,7 +36,7 @@ from services.records.errors import (
     RecordsError,
 )
 from services.records.fhir_face import FhirFace
-from shared.runtime.auth import Authenticator
+from shared.runtime.auth import BEARER_SCHEME, Authenticator
 from shared.runtime.bounds import stated_range
 from shared.runtime.errors import ApiError, error_response
 
@@ -131,8 +131,14 @@ _RESOURCE_BODY: Final[dict[str, Any]] = {
 
 
 def fhir_router(face: FhirFace[Any], authenticate: Authenticator) -> APIRouter:
+    # Each route authenticates in `answer` (its refusals are OperationOutcomes); the router's
+    # dependency only declares the bearer scheme in the OpenAPI document (it never refuses).
     router = APIRouter(
-        prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse, responses=_RESPONSES
+        prefix="/fhir",
+        tags=["fhir"],
+        default_response_class=FhirResponse,
+        responses=_RESPONSES,
+        dependencies=[Security(BEARER_SCHEME)],
     )
 
     def answer(
