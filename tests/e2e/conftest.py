@@ -103,11 +103,18 @@ class RunningSystem:
 
 
 def start_system(
-    data_dir: Path, log: Path, offset: int, *options: str, bootstrap: str | None = None
+    data_dir: Path,
+    log: Path,
+    offset: int,
+    *options: str,
+    bootstrap: str | None = None,
+    settings: dict[str, str] | None = None,
 ) -> RunningSystem:
     """`careledger up` (with `options`, e.g. ``--only``) as a child process: on an embedded
-    broker of its own, or on the running broker at `bootstrap` (several chains on one)."""
+    broker of its own, or on the running broker at `bootstrap` (several chains on one);
+    `settings` are extra environment variables for every service."""
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env |= settings or {}
     if bootstrap is not None:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     with log.open("ab") as sink:
