@@ -90,6 +90,7 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._drain_deadline = 0.0
+        self._stop_requested = 0.0
         self._thread: threading.Thread | None = None
         self._producer: Any = None
         self._drained = False
@@ -134,7 +135,8 @@ class OutboxRelay:
         thread = self._thread
         if thread is None:
             return self._drained
-        self._drain_deadline = time.monotonic() + max(drain_timeout, 0.0)
+        self._stop_requested = time.monotonic()
+        self._drain_deadline = self._stop_requested + max(drain_timeout, 0.0)
         self._stop.set()
         self._wake.set()
         thread.join(max(drain_timeout, 0.0) + 10.0)  # the loop honours the deadline itself
@@ -314,7 +316,10 @@ class OutboxRelay:
     def _drain_finished(self) -> bool:
         if time.monotonic() >= self._drain_deadline:
             return True
-        return self._caught_up and not self._in_flight and not self._unmarked
+        # Caught up as of a fetch begun after stop() was asked: entries committed since the
+        # last fetch (their notify still on its way) are drained too.
+        fresh = self._last_fetch > self._stop_requested
+        return fresh and self._caught_up and not self._in_flight and not self._unmarked
 
     def _shutdown(self) -> None:
         abandoned = len(self._in_flight)

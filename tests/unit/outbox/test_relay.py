@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -239,6 +240,33 @@ def test_stop_drains_what_is_pending(
     assert outbox.pending_count() == 0
     assert producers.current.closed
     assert not relay.running
+
+
+class CountedFetches:
+    """The outbox, counting the relay's fetches of pending entries."""
+
+    def __init__(self, outbox: MemoryOutbox) -> None:
+        self._outbox = outbox
+        self.fetches = 0
+
+    def pending(self, limit: int) -> Any:
+        self.fetches += 1
+        return self._outbox.pending(limit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._outbox, name)
+
+
+def test_stop_drains_what_was_committed_after_the_relays_last_fetch(
+    memory: MemoryDatabase, outbox: MemoryOutbox, producers: FakeProducers
+) -> None:
+    counted = CountedFetches(outbox)
+    relay = _relay(counted, producers, RecordingMetrics(), poll_interval=30.0)
+    relay.start()
+    wait_until(lambda: counted.fetches >= 1)  # it found nothing, and waits 30 s
+    _add(memory, outbox, *range(20))  # committed; the notify has not reached the relay
+    assert relay.stop(drain_timeout=2.0) is True
+    assert outbox.pending_count() == 0
 
 
 def test_stop_gives_up_at_the_deadline_and_leaves_entries_pending(
