@@ -10,12 +10,12 @@ it (shared/runtime/depth.py). Pure ASGI, around the FastAPI app.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.runtime.depth import DEFAULT_MAX_REQUEST_DEPTH, is_json_media_type, json_depth_exceeds
+from shared.runtime.errors import ApiError, send_error
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_REQUEST_DEPTH", "BodyLimit"]
 
@@ -62,7 +62,7 @@ class BodyLimit:
             body, self._max_depth
         ):
             detail = f"a JSON body nests at most {self._max_depth} levels of objects and arrays"
-            await _refuse(send, 400, "too_deep", detail)
+            await send_error(send, ApiError(400, "too_deep", detail), close=True)
             return
         replayed = False
 
@@ -76,19 +76,8 @@ class BodyLimit:
         await self._app(scope, replay, send)
 
     async def _refuse_size(self, send: Send) -> None:
-        await _refuse(send, 413, "too_large", f"a request body is at most {self._max} bytes")
-
-
-async def _refuse(send: Send, status: int, reason: str, detail: str) -> None:
-    """Answer in the one error shape, and close: the rest of the body is not read."""
-    body = json.dumps({"reason": reason, "detail": detail}).encode()
-    headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        detail = f"a request body is at most {self._max} bytes"
+        await send_error(send, ApiError(413, "too_large", detail), close=True)
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:

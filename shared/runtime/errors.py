@@ -6,6 +6,7 @@ echo the offending `input` (and `ctx`), which may be PHI, back into responses an
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from shared.errors import CareLedgerError
 
@@ -27,6 +29,7 @@ __all__ = [
     "error_response",
     "install_error_handlers",
     "quotes_input",
+    "send_error",
 ]
 
 #: Every `reason` is snake_case.
@@ -85,6 +88,22 @@ class ApiError(CareLedgerError):
 def error_body(reason: str, detail: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The uniform body; `reason` and `detail` win over members of `extra` of the same name."""
     return {**(extra or {}), "reason": reason, "detail": detail}
+
+
+async def send_error(send: Send, error: ApiError, *, close: bool = False) -> None:
+    """Answer `error` in the one shape straight from ASGI middleware, before any route (and
+    the exception handlers) runs; with `close`, the connection is closed after it (the rest
+    of a refused body is not read)."""
+    body = json.dumps(error_body(error.reason, error.detail, error.extra)).encode()
+    extra = error.headers.items()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra),
+        *([(b"connection", b"close")] if close else []),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 #: What an unknown member's name is shown as.

@@ -12,7 +12,6 @@ many addresses can only make some of them start again with a full bucket).
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -25,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.runtime.app import OPEN_PATHS
-from shared.runtime.errors import ApiError, error_body
+from shared.runtime.errors import ApiError, send_error
 from shared.runtime.metrics import ServiceMetrics
 from shared.runtime.settings import ServiceSettings
 
@@ -216,17 +215,6 @@ class AddressRateLimit:
         try:
             self._limiter.check_address(str(client[0]) if client else "unknown")
         except ApiError as refused:
-            await _send_error(send, refused)
+            await send_error(send, refused)
             return
         await self._app(scope, receive, send)
-
-
-async def _send_error(send: Send, error: ApiError) -> None:
-    body = json.dumps(error_body(error.reason, error.detail, error.extra)).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
