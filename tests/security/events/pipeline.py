@@ -36,7 +36,7 @@ from services.sealer.core.ingest import IngestRefusedError, check_posted, topic_
 from services.sealer.seen import StoredSeenEvents
 from services.sealer.service import Sealer
 from services.validator.adapters.memory import MemoryChainStore as ValidatorStore
-from services.validator.service import Validator
+from services.validator.service import NullValidatorMetrics, Validator
 from shared.block import BlockHeader, SourceRange, block_to_json, seal_block
 from shared.canonical import CanonicalizationError, canonicalize, parse_json
 from shared.chain import ChainState
@@ -63,32 +63,17 @@ class DifferentialMismatch(AssertionError):  # noqa: N818 - an assertion, read a
 
 
 @dataclass
-class RecordingMetrics:
+class RecordingMetrics(NullValidatorMetrics):
     """`ValidatorMetrics` that keeps the fault codes (`careledger_validator_faults_total`)."""
 
     faults: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
-    def block_verified(self, *, height: int, events: int, seconds: float) -> None:
-        pass
-
     def block_refused(self, *, reason: str) -> None:
         self.refused.append(reason)
 
-    def attestation_refused(self, *, reason: str) -> None:
-        pass
-
-    def finalized(self, *, height: int) -> None:
-        pass
-
-    def sealed_to_final(self, *, seconds: float) -> None:
-        pass
-
     def fault(self, *, reason: str) -> None:
         self.faults.append(reason)
-
-    def checkpoint_witnessed(self, *, outcome: str) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
