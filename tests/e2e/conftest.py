@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -22,6 +22,19 @@ from careledger.topology import BROKER_PORT, default_services
 from shared.crypto import SigningKey
 
 CARELEDGER = [sys.executable, "-m", "careledger"]
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
+    """Poll `probe` until it returns something other than None; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not within {timeout} s")
 
 
 def free_offset() -> int:

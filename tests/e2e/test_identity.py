@@ -7,10 +7,9 @@ import copy
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -24,12 +23,11 @@ from shared.crypto import SigningKey
 from shared.errors import CareLedgerError
 from shared.kafka import KafkaSettings
 from shared.keystore import read_genesis_file, read_key_file
-from tests.e2e.conftest import CARELEDGER, RunningSystem
+from tests.e2e.conftest import CARELEDGER, RunningSystem, eventually
 from tests.e2e.test_pipeline import rejection_for, validator_urls
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 CLINICAL_TYPE = "org.careledger.clinical.consultation.completed.v1"
 
 
@@ -48,16 +46,6 @@ def call(system: RunningSystem, caller: SigningKey, path: str, body: Any = None)
     if body is None and path.startswith("/v1/dids/"):
         return httpx.get(url, headers=headers, timeout=10)
     return httpx.post(url, json=body, headers=headers, timeout=10)
-
-
-def eventually(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not within {timeout} s")
 
 
 def issue(

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -28,24 +27,19 @@ from shared.auth import bearer_headers, issue_token
 from shared.crypto import SigningKey
 from shared.envelope import CONTENT_TYPE, encode_event
 from shared.keystore import read_key_file
-from tests.e2e.conftest import RunningSystem, clinical_note, free_offset, start_system
+from tests.e2e.conftest import (
+    RunningSystem,
+    clinical_note,
+    eventually,
+    free_offset,
+    start_system,
+)
 from tests.e2e.test_identity import issue
 
-T = TypeVar("T")
 API_SERVICES = ("identity", "records", "billing")
 #: Each API store's filesystem: room for the tests' writes, small enough to fill in a moment.
 STORE_FS_BYTES = 48 * 1024 * 1024
 SEALED_WITHIN = 120.0
-
-
-def eventually(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not within {timeout} s")
 
 
 def mount_tmpfs(where: Path, size: int) -> None:

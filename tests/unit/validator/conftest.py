@@ -4,18 +4,19 @@ HTTP app."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from sqlalchemy import update
 
 from services.validator.adapters.http import validator_router
 from services.validator.adapters.memory import MemoryChainStore
 from services.validator.adapters.metrics import PrometheusValidatorMetrics
-from services.validator.adapters.sql import SqlChainStore, migrate_chain_store
+from services.validator.adapters.sql import SqlChainStore, blocks_table, migrate_chain_store
 from services.validator.queries import ChainQueries
 from services.validator.service import Validator
 from shared.attestation import Attestation
@@ -45,6 +46,15 @@ class Rig:
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         value = self.registry.get_sample_value(name, labels or {})
         return 0.0 if value is None else value
+
+    def set_stored_raw(self, height: int, raw: bytes) -> None:
+        """Alter the stored bytes of the block at `height` behind the validator's back."""
+        if isinstance(self.store, SqlChainStore):
+            with self.store._database.transaction() as tx:
+                table = blocks_table
+                tx.execute(update(table).where(table.c.height == height).values(raw=raw))
+        else:
+            self.store._blocks[height] = replace(self.store._blocks[height], raw=raw)
 
     def restarted(self, name: str = "validator-1") -> Validator:
         """Another validator process over the same store."""

@@ -13,7 +13,6 @@ from services.validator.adapters.kafka import KafkaAttestationPublisher, Validat
 from services.validator.adapters.memory import MemoryChainStore
 from services.validator.adapters.sql import (
     SqlChainStore,
-    blocks_table,
     events_table,
     leaves_table,
     nodes_table,
@@ -33,16 +32,6 @@ def _feed(rig: Rig) -> None:
         rig.validator.receive_block(block_to_json(block), offset=offset)
 
 
-def _tamper(rig: Rig, height: int, raw: bytes) -> None:
-    store = rig.store
-    if isinstance(store, SqlChainStore):
-        with store._database.transaction() as tx:
-            tx.execute(update(blocks_table).where(blocks_table.c.height == height).values(raw=raw))
-    else:
-        assert isinstance(store, MemoryChainStore)
-        store._blocks[height] = replace(store._blocks[height], raw=raw)
-
-
 def test_an_untouched_store_passes_its_audit(rig: Rig) -> None:
     _feed(rig)
     rig.restarted().audit()
@@ -52,7 +41,7 @@ def test_a_block_altered_in_the_store_fails_the_audit(rig: Rig) -> None:
     _feed(rig)
     value = json.loads(block_to_json(rig.factory.blocks[2]))
     value["events"][0]["data"]["n"] = 12345
-    _tamper(rig, 2, json.dumps(value).encode())
+    rig.set_stored_raw(2, json.dumps(value).encode())
     validator = rig.restarted()
     with pytest.raises(StoreIntegrityError) as caught:
         validator.audit()
@@ -68,7 +57,7 @@ def test_the_loop_serves_the_evidence_but_does_not_run_on_an_altered_store(rig: 
     other = block_to_json(
         rig.factory.resign(rig.factory.blocks[1], sealed_at="2026-01-01T00:00:01.500000Z")
     )
-    _tamper(rig, 1, other)
+    rig.set_stored_raw(1, other)
     validator = rig.restarted()
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")  # never contacted
     loop = ValidationLoop(

@@ -4,7 +4,6 @@ stored chain is found at start, with its height; an untouched chain passes."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,16 +30,6 @@ def _feed(rig: Rig) -> None:
         rig.validator.receive_block(block_to_json(block), offset=offset)
 
 
-def _set_raw(rig: Rig, height: int, raw: bytes) -> None:
-    store = rig.store
-    if isinstance(store, SqlChainStore):
-        with store._database.transaction() as tx:
-            tx.execute(update(blocks_table).where(blocks_table.c.height == height).values(raw=raw))
-    else:
-        assert isinstance(store, MemoryChainStore)
-        store._blocks[height] = replace(store._blocks[height], raw=raw)
-
-
 def _fails_at(
     rig: Rig, height: int, message: str, *, tail: int = 100, own: str | None = None
 ) -> None:
@@ -65,26 +54,26 @@ def test_a_header_altered_without_the_sealer_is_found(rig: Rig) -> None:
     _feed(rig)
     value = json.loads(block_to_json(rig.factory.blocks[2]))
     value["header"]["sealed_at"] = "2026-01-01T00:00:09.000000Z"
-    _set_raw(rig, 2, json.dumps(value).encode())
+    rig.set_stored_raw(2, json.dumps(value).encode())
     _fails_at(rig, 2, "not the block the sealer signed")
 
 
 def test_garbage_in_place_of_a_block_is_found(rig: Rig) -> None:
     _feed(rig)
-    _set_raw(rig, 1, b"{not json")
+    rig.set_stored_raw(1, b"{not json")
     _fails_at(rig, 1, "not the block the sealer signed")
 
 
 def test_a_block_re_signed_with_other_content_breaks_the_next_link(rig: Rig) -> None:
     _feed(rig)
     other = rig.factory.resign(rig.factory.blocks[1], sealed_at="2026-01-01T00:00:01.500000Z")
-    _set_raw(rig, 1, block_to_json(other))
+    rig.set_stored_raw(1, block_to_json(other))
     _fails_at(rig, 1, "columns are not its header's")
 
 
 def test_a_block_filed_under_another_height_is_found(rig: Rig) -> None:
     _feed(rig)
-    _set_raw(rig, 2, block_to_json(rig.factory.blocks[3]))
+    rig.set_stored_raw(2, block_to_json(rig.factory.blocks[3]))
     _fails_at(rig, 2, "filed under another height")
 
 
@@ -93,7 +82,7 @@ def test_an_event_altered_in_a_tail_block_is_found(rig: Rig) -> None:
     value = json.loads(block_to_json(rig.factory.blocks[3]))
     value["events"][1]["data"]["n"] = 999
     # The header (and so the hash and signature) is the sealer's; only an event changed.
-    _set_raw(rig, 3, json.dumps(value).encode())
+    rig.set_stored_raw(3, json.dumps(value).encode())
     _fails_at(rig, 3, "not the leaf the store proves")
 
 
