@@ -32,6 +32,7 @@ from services.validator.errors import StoreIntegrityError
 from services.validator.ports import ChainStore
 from shared.attestation import Attestation, AttestationError, verify_attestation
 from shared.block import (
+    GENESIS_PREV_HASH,
     Block,
     BlockFormatError,
     BlockHeader,
@@ -47,7 +48,6 @@ __all__ = ["DEFAULT_TAIL_BLOCKS", "StartCheck", "check_stored_chain"]
 
 #: How many of the newest blocks have their attestations' signatures checked at start.
 DEFAULT_TAIL_BLOCKS: Final = 100
-_ZERO_HASH: Final = "0" * 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +188,7 @@ def _check_columns(block: _Parsed, block_hash: str, tree_size: int, log_root: st
 
 def _check_link(block: _Parsed, previous: _Parsed | None) -> None:
     header = block.header
-    prev_hash = _ZERO_HASH if previous is None else previous.block_hash
+    prev_hash = GENESIS_PREV_HASH if previous is None else previous.block_hash
     prev_size = 0 if previous is None else previous.header.tree_size
     if header.prev_hash != prev_hash:
         raise StoreIntegrityError(
